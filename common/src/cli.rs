@@ -1,0 +1,32 @@
+//! Flags shared by `beat` and `worker` (DESIGN.md §1).
+
+use std::path::PathBuf;
+
+/// `--config` and `--id`, flattened into each binary's clap parser.
+#[derive(Debug, Clone, clap::Args)]
+pub struct CommonArgs {
+    /// Configuration file (TOML). Settings can be overridden with DRUMBEAT__SECTION__KEY.
+    #[arg(long, env = "DRUMBEAT_CONFIG", default_value = "./drumbeat.toml", global = true)]
+    pub config: PathBuf,
+    /// Name of this process in the lease and logs; default hostname-pid.
+    #[arg(long, global = true)]
+    pub id: Option<String>,
+}
+
+impl CommonArgs {
+    /// Whether the file was named explicitly (then it must exist).
+    pub fn config_required(&self) -> bool {
+        std::env::var_os("DRUMBEAT_CONFIG").is_some()
+            || self.config != std::path::Path::new("./drumbeat.toml")
+    }
+
+    /// The process ID: `--id` or `hostname-pid`.
+    pub fn process_id(&self) -> String {
+        self.id.clone().unwrap_or_else(|| {
+            let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .map(|h| h.trim().to_string())
+                .unwrap_or_else(|_| "host".into());
+            format!("{host}-{}", std::process::id())
+        })
+    }
+}

@@ -1,0 +1,248 @@
+//! Settings: one TOML file plus `DRUMBEAT__` environment overrides, validated once.
+//!
+//! Loading happens in two steps. [`raw`] mirrors the file with serde (unknown keys refused,
+//! humantime durations); [`validate`] turns it into [`Settings`], whose fields are domain types
+//! that cannot hold a bad value. Every error carries the field path (`schedules[2].cron`,
+//! `beat.renew_every`) and never the text of a URL, so a password cannot leak through it.
+
+mod raw;
+pub mod retry;
+mod validate;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use chrono_tz::Tz;
+
+pub use retry::RetryPolicy;
+
+use crate::schedule::Trigger;
+use crate::secret::SecretUrl;
+
+/// RabbitMQ 3.10+ closes a channel whose delivery stays unacked for 30 minutes (its
+/// `consumer_timeout`); a handler allowed to run that long would lose its channel mid-task.
+pub const MAX_HANDLER_TIMEOUT: Duration = Duration::from_secs(30 * 60);
+
+/// A configuration that was refused; `Display` reads `field.path: what is wrong`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read or parsed at all.
+    #[error("config file {path}: {message}")]
+    File {
+        /// The file named by `--config`.
+        path: String,
+        /// What went wrong (never contains a URL).
+        message: String,
+    },
+    /// A field holds a bad value.
+    #[error("{field}: {message}")]
+    Field {
+        /// Path of the field, e.g. `schedules[2].cron`.
+        field: String,
+        /// What is wrong with it.
+        message: String,
+    },
+}
+
+impl ConfigError {
+    pub(crate) fn field(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::Field {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+
+    /// The field path this error is about, when it is about one.
+    pub fn field_path(&self) -> Option<&str> {
+        match self {
+            Self::Field { field, .. } => Some(field),
+            Self::File { .. } => None,
+        }
+    }
+}
+
+/// The validated configuration of a beat or a worker.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Prefix of every AMQP name and Redis key, so several deployments share one broker.
+    pub namespace: String,
+    /// `[redis]`
+    pub redis: RedisSettings,
+    /// `[amqp]`
+    pub amqp: AmqpSettings,
+    /// `[beat]`
+    pub beat: BeatSettings,
+    /// `[worker]`
+    pub worker: WorkerSettings,
+    /// Per-queue retry policies (`[queues.<name>.retry]`), overriding `worker.retry`.
+    pub queue_retry: BTreeMap<String, RetryPolicy>,
+    /// `[[schedules]]`, in file order.
+    pub schedules: Vec<Schedule>,
+}
+
+/// How to reach Redis.
+#[derive(Debug, Clone)]
+pub struct RedisSettings {
+    /// The server URL; its password is redacted when printed.
+    pub url: SecretUrl,
+    /// Connections kept in the pool.
+    pub pool_size: usize,
+    /// Deadline for connecting, waiting for a pooled connection, and each command.
+    pub timeout: Duration,
+}
+
+/// How to reach RabbitMQ.
+#[derive(Debug, Clone)]
+pub struct AmqpSettings {
+    /// The broker URL; its password is redacted when printed.
+    pub url: SecretUrl,
+    /// How long a publish may wait for the broker's confirm before it counts as failed.
+    pub confirm_timeout: Duration,
+    /// Deadline for connecting and for each channel or declare call.
+    pub connect_timeout: Duration,
+    /// Largest task body accepted; bigger ones are dead-lettered as `too-large`.
+    pub max_body: usize,
+}
+
+/// `[beat]`: the lease that makes exactly one beat the publisher.
+#[derive(Debug, Clone)]
+pub struct BeatSettings {
+    /// A dead leader is replaced within about this long.
+    pub lease_ttl: Duration,
+    /// Renew period of the leader and poll period of a standby; at most `lease_ttl / 3`.
+    pub renew_every: Duration,
+    /// Ops HTTP address, `None` when configured `"off"`.
+    pub ops_addr: Option<SocketAddr>,
+}
+
+/// `[worker]`
+#[derive(Debug, Clone)]
+pub struct WorkerSettings {
+    /// Queue names to consume (without the namespace prefix).
+    pub queues: Vec<String>,
+    /// Unacked deliveries the broker may push at once.
+    pub prefetch: u16,
+    /// Handlers running at once.
+    pub concurrency: usize,
+    /// A handler running longer is cancelled and retried.
+    pub handler_timeout: Duration,
+    /// On SIGTERM, how long in-flight handlers may finish before the rest is requeued.
+    pub drain_timeout: Duration,
+    /// How long a succeeded task ID is remembered (dedup window).
+    pub done_ttl: Duration,
+    /// Ops HTTP address, `None` when configured `"off"`.
+    pub ops_addr: Option<SocketAddr>,
+    /// Default retry policy.
+    pub retry: RetryPolicy,
+}
+
+/// What to do with fires missed by more than `misfire_grace`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CatchUp {
+    /// Drop them all (counted and logged).
+    Skip,
+    /// Send only the most recent one.
+    Latest,
+    /// Send them all, oldest first, at most [`CatchUp::MAX_ALL`].
+    All,
+}
+
+impl CatchUp {
+    /// `catch_up = "all"` replays at most this many missed fires per schedule.
+    pub const MAX_ALL: usize = 100;
+
+    /// The config spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Skip => "skip",
+            Self::Latest => "latest",
+            Self::All => "all",
+        }
+    }
+}
+
+/// One validated `[[schedules]]` entry.
+#[derive(Debug, Clone)]
+pub struct Schedule {
+    /// Unique name; part of every fire's dedup ID.
+    pub name: String,
+    /// Task name the fire asks a worker to run.
+    pub task: String,
+    /// Queue (without namespace) the fire is routed to.
+    pub queue: String,
+    /// When it fires.
+    pub trigger: Trigger,
+    /// Zone whose wall clock a cron is read in.
+    pub timezone: Tz,
+    /// Task input carried in each fire.
+    pub args: serde_json::Value,
+    /// A fire at most this late is still sent.
+    pub misfire_grace: Duration,
+    /// Policy for older missed fires.
+    pub catch_up: CatchUp,
+    /// Each fire expires this long after its fire time, when set.
+    pub expires: Option<Duration>,
+}
+
+impl Settings {
+    /// Loads `path` (when it exists or was named explicitly) and the `DRUMBEAT__` environment,
+    /// then validates. Nothing here touches the network.
+    pub fn load(path: &Path, required: bool) -> Result<Self, ConfigError> {
+        let shown = path.display().to_string();
+        let file_error = |message: String| ConfigError::File {
+            path: shown.clone(),
+            message,
+        };
+        if required && !path.exists() {
+            return Err(file_error("no such file".into()));
+        }
+        let env = config::Environment::with_prefix("DRUMBEAT")
+            .prefix_separator("__")
+            .separator("__")
+            .try_parsing(true)
+            .list_separator(",")
+            .with_list_parse_key("worker.queues");
+        let merged = config::Config::builder()
+            .add_source(config::File::from(path).required(false))
+            .add_source(env)
+            .build()
+            .map_err(|e| file_error(e.to_string()))?;
+        let tree: serde_json::Value = merged
+            .try_deserialize()
+            .map_err(|e| file_error(e.to_string()))?;
+        Self::from_value(tree)
+    }
+
+    /// Parses TOML text alone (no environment): used by tests and `check`-style tools.
+    pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
+        let tree: serde_json::Value = toml_to_json(text)?;
+        Self::from_value(tree)
+    }
+
+    fn from_value(tree: serde_json::Value) -> Result<Self, ConfigError> {
+        let raw: raw::RawSettings = serde_path_to_error::deserialize(tree).map_err(|e| {
+            let path = e.path().to_string();
+            let message = e.into_inner().to_string();
+            ConfigError::field(if path == "." { "config".into() } else { path }, message)
+        })?;
+        validate::validate(raw)
+    }
+
+    /// The retry policy for `queue`: its own override or the worker default.
+    pub fn retry_policy(&self, queue: &str) -> &RetryPolicy {
+        self.queue_retry.get(queue).unwrap_or(&self.worker.retry)
+    }
+}
+
+fn toml_to_json(text: &str) -> Result<serde_json::Value, ConfigError> {
+    config::Config::builder()
+        .add_source(config::File::from_str(text, config::FileFormat::Toml))
+        .build()
+        .and_then(|c| c.try_deserialize())
+        .map_err(|e| ConfigError::File {
+            path: "<inline>".into(),
+            message: e.to_string(),
+        })
+}

@@ -1,0 +1,235 @@
+//! The configuration exactly as written: serde structs with defaults, before validation.
+//!
+//! Every struct refuses unknown keys, so a typo (`leas_ttl`) is an error naming the field rather
+//! than a silently ignored setting.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::secret::RawSecret;
+
+/// The whole file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSettings {
+    #[serde(default = "default_namespace")]
+    pub namespace: String,
+    pub redis: RawRedis,
+    pub amqp: RawAmqp,
+    #[serde(default)]
+    pub beat: RawBeat,
+    #[serde(default)]
+    pub worker: RawWorker,
+    #[serde(default)]
+    pub queues: BTreeMap<String, RawQueue>,
+    #[serde(default)]
+    pub schedules: Vec<RawSchedule>,
+}
+
+/// `[redis]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRedis {
+    pub url: RawSecret,
+    #[serde(default = "default_pool_size")]
+    pub pool_size: usize,
+    #[serde(default = "default_redis_timeout", with = "humantime_serde")]
+    pub timeout: Duration,
+}
+
+/// `[amqp]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAmqp {
+    pub url: RawSecret,
+    #[serde(default = "default_confirm_timeout", with = "humantime_serde")]
+    pub confirm_timeout: Duration,
+    #[serde(default = "default_connect_timeout", with = "humantime_serde")]
+    pub connect_timeout: Duration,
+    #[serde(default = "default_max_body")]
+    pub max_body: usize,
+}
+
+/// `[beat]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawBeat {
+    #[serde(default = "default_lease_ttl", with = "humantime_serde")]
+    pub lease_ttl: Duration,
+    #[serde(default = "default_renew_every", with = "humantime_serde")]
+    pub renew_every: Duration,
+    #[serde(default = "default_beat_ops")]
+    pub ops_addr: String,
+}
+
+impl Default for RawBeat {
+    fn default() -> Self {
+        Self {
+            lease_ttl: default_lease_ttl(),
+            renew_every: default_renew_every(),
+            ops_addr: default_beat_ops(),
+        }
+    }
+}
+
+/// `[worker]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawWorker {
+    #[serde(default = "default_queues")]
+    pub queues: Vec<String>,
+    #[serde(default = "default_prefetch")]
+    pub prefetch: i64,
+    #[serde(default = "default_concurrency")]
+    pub concurrency: i64,
+    #[serde(default = "default_handler_timeout", with = "humantime_serde")]
+    pub handler_timeout: Duration,
+    #[serde(default = "default_drain_timeout", with = "humantime_serde")]
+    pub drain_timeout: Duration,
+    #[serde(default = "default_done_ttl", with = "humantime_serde")]
+    pub done_ttl: Duration,
+    #[serde(default = "default_worker_ops")]
+    pub ops_addr: String,
+    #[serde(default)]
+    pub retry: RawRetry,
+}
+
+impl Default for RawWorker {
+    fn default() -> Self {
+        Self {
+            queues: default_queues(),
+            prefetch: default_prefetch(),
+            concurrency: default_concurrency(),
+            handler_timeout: default_handler_timeout(),
+            drain_timeout: default_drain_timeout(),
+            done_ttl: default_done_ttl(),
+            ops_addr: default_worker_ops(),
+            retry: RawRetry::default(),
+        }
+    }
+}
+
+/// `[worker.retry]` and `[queues.<name>.retry]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRetry {
+    #[serde(default = "default_max_attempts")]
+    pub max_attempts: i64,
+    #[serde(default = "default_backoff_base", with = "humantime_serde")]
+    pub backoff_base: Duration,
+    #[serde(default = "default_backoff_max", with = "humantime_serde")]
+    pub backoff_max: Duration,
+}
+
+impl Default for RawRetry {
+    fn default() -> Self {
+        Self {
+            max_attempts: default_max_attempts(),
+            backoff_base: default_backoff_base(),
+            backoff_max: default_backoff_max(),
+        }
+    }
+}
+
+/// `[queues.<name>]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawQueue {
+    pub retry: Option<RawRetry>,
+}
+
+/// One `[[schedules]]` entry.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSchedule {
+    pub name: String,
+    pub task: String,
+    #[serde(default = "default_queue")]
+    pub queue: String,
+    pub cron: Option<String>,
+    #[serde(default, with = "humantime_serde")]
+    pub every: Option<Duration>,
+    pub at: Option<String>,
+    #[serde(default = "default_timezone")]
+    pub timezone: String,
+    #[serde(default)]
+    pub args: serde_json::Value,
+    #[serde(default = "default_misfire_grace", with = "humantime_serde")]
+    pub misfire_grace: Duration,
+    #[serde(default = "default_catch_up")]
+    pub catch_up: String,
+    #[serde(default, with = "humantime_serde")]
+    pub expires: Option<Duration>,
+}
+
+fn default_namespace() -> String {
+    "drumbeat".into()
+}
+fn default_pool_size() -> usize {
+    16
+}
+fn default_redis_timeout() -> Duration {
+    Duration::from_secs(2)
+}
+fn default_confirm_timeout() -> Duration {
+    Duration::from_secs(5)
+}
+fn default_connect_timeout() -> Duration {
+    Duration::from_secs(5)
+}
+fn default_max_body() -> usize {
+    1024 * 1024
+}
+fn default_lease_ttl() -> Duration {
+    Duration::from_secs(10)
+}
+fn default_renew_every() -> Duration {
+    Duration::from_secs(2)
+}
+fn default_beat_ops() -> String {
+    "0.0.0.0:9464".into()
+}
+fn default_worker_ops() -> String {
+    "0.0.0.0:9465".into()
+}
+fn default_queues() -> Vec<String> {
+    vec![default_queue()]
+}
+fn default_queue() -> String {
+    "default".into()
+}
+fn default_prefetch() -> i64 {
+    32
+}
+fn default_concurrency() -> i64 {
+    32
+}
+fn default_handler_timeout() -> Duration {
+    Duration::from_secs(300)
+}
+fn default_drain_timeout() -> Duration {
+    Duration::from_secs(30)
+}
+fn default_done_ttl() -> Duration {
+    Duration::from_secs(7 * 24 * 3600)
+}
+fn default_max_attempts() -> i64 {
+    5
+}
+fn default_backoff_base() -> Duration {
+    Duration::from_secs(1)
+}
+fn default_backoff_max() -> Duration {
+    Duration::from_secs(600)
+}
+fn default_timezone() -> String {
+    "UTC".into()
+}
+fn default_misfire_grace() -> Duration {
+    Duration::from_secs(60)
+}
+fn default_catch_up() -> String {
+    "latest".into()
+}

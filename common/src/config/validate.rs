@@ -1,0 +1,233 @@
+//! Turns [`RawSettings`] into [`Settings`], refusing every value the design rules out.
+
+use std::collections::{BTreeMap, HashSet};
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+
+use super::raw::{RawRetry, RawSchedule, RawSettings};
+use super::{
+    AmqpSettings, BeatSettings, CatchUp, ConfigError, RedisSettings, RetryPolicy, Schedule,
+    Settings, WorkerSettings, MAX_HANDLER_TIMEOUT,
+};
+use crate::schedule::{CronExpr, Trigger};
+use crate::secret::SecretUrl;
+
+type Result<T> = std::result::Result<T, ConfigError>;
+
+pub(super) fn validate(raw: RawSettings) -> Result<Settings> {
+    let namespace = check_name("namespace", &raw.namespace, 40, |c| {
+        c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-'
+    })?;
+    let redis = RedisSettings {
+        url: url("redis.url", &raw.redis.url.0, &["redis", "rediss"])?,
+        pool_size: positive("redis.pool_size", raw.redis.pool_size as i64)? as usize,
+        timeout: nonzero("redis.timeout", raw.redis.timeout)?,
+    };
+    let amqp = AmqpSettings {
+        url: url("amqp.url", &raw.amqp.url.0, &["amqp", "amqps"])?,
+        confirm_timeout: nonzero("amqp.confirm_timeout", raw.amqp.confirm_timeout)?,
+        connect_timeout: nonzero("amqp.connect_timeout", raw.amqp.connect_timeout)?,
+        max_body: positive("amqp.max_body", raw.amqp.max_body as i64)? as usize,
+    };
+    let b = &raw.beat;
+    if b.lease_ttl < Duration::from_millis(300) {
+        return Err(ConfigError::field("beat.lease_ttl", "must be at least 300ms"));
+    }
+    if b.renew_every.is_zero() || b.renew_every > b.lease_ttl / 3 {
+        return Err(ConfigError::field(
+            "beat.renew_every",
+            "must be > 0 and <= lease_ttl/3",
+        ));
+    }
+    let beat = BeatSettings {
+        lease_ttl: b.lease_ttl,
+        renew_every: b.renew_every,
+        ops_addr: ops_addr("beat.ops_addr", &b.ops_addr)?,
+    };
+    let w = &raw.worker;
+    if w.queues.is_empty() {
+        return Err(ConfigError::field("worker.queues", "must name at least one queue"));
+    }
+    let mut queues = Vec::new();
+    for (i, q) in w.queues.iter().enumerate() {
+        let q = queue_name(&format!("worker.queues[{i}]"), q)?;
+        if queues.contains(&q) {
+            return Err(ConfigError::field(format!("worker.queues[{i}]"), "listed twice"));
+        }
+        queues.push(q);
+    }
+    let prefetch = positive("worker.prefetch", w.prefetch)?;
+    let prefetch = u16::try_from(prefetch)
+        .map_err(|_| ConfigError::field("worker.prefetch", "must be at most 65535"))?;
+    let handler_timeout = nonzero("worker.handler_timeout", w.handler_timeout)?;
+    if handler_timeout >= MAX_HANDLER_TIMEOUT {
+        return Err(ConfigError::field(
+            "worker.handler_timeout",
+            "must be under 30m (RabbitMQ closes a channel whose delivery stays unacked 30 minutes)",
+        ));
+    }
+    let worker = WorkerSettings {
+        queues,
+        prefetch,
+        concurrency: positive("worker.concurrency", w.concurrency)? as usize,
+        handler_timeout,
+        drain_timeout: w.drain_timeout,
+        done_ttl: nonzero("worker.done_ttl", w.done_ttl)?,
+        ops_addr: ops_addr("worker.ops_addr", &w.ops_addr)?,
+        retry: retry("worker.retry", &w.retry)?,
+    };
+    let mut queue_retry = BTreeMap::new();
+    for (name, q) in &raw.queues {
+        let name = queue_name(&format!("queues.{name}"), name)?;
+        if let Some(r) = &q.retry {
+            queue_retry.insert(name.clone(), retry(&format!("queues.{name}.retry"), r)?);
+        }
+    }
+    let mut names = HashSet::new();
+    let mut schedules = Vec::new();
+    for (i, s) in raw.schedules.iter().enumerate() {
+        let s = schedule(&format!("schedules[{i}]"), s)?;
+        if !names.insert(s.name.clone()) {
+            return Err(ConfigError::field(
+                format!("schedules[{i}].name"),
+                format!("duplicate schedule name `{}`", s.name),
+            ));
+        }
+        schedules.push(s);
+    }
+    Ok(Settings {
+        namespace,
+        redis,
+        amqp,
+        beat,
+        worker,
+        queue_retry,
+        schedules,
+    })
+}
+
+fn schedule(path: &str, s: &RawSchedule) -> Result<Schedule> {
+    let field = |f: &str| format!("{path}.{f}");
+    let name = check_name(&field("name"), &s.name, 100, |c| {
+        c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')
+    })?;
+    if s.task.trim().is_empty() || s.task.len() > 200 {
+        return Err(ConfigError::field(field("task"), "must be 1-200 characters"));
+    }
+    let queue = queue_name(&field("queue"), &s.queue)?;
+    let timezone: Tz = s.timezone.parse().map_err(|_| {
+        ConfigError::field(
+            field("timezone"),
+            format!("unknown time zone `{}` (use an IANA name such as Europe/Berlin)", s.timezone),
+        )
+    })?;
+    let trigger = match (&s.cron, &s.every, &s.at) {
+        (Some(c), None, None) => Trigger::Cron(
+            CronExpr::parse(c).map_err(|e| ConfigError::field(field("cron"), e.to_string()))?,
+        ),
+        (None, Some(d), None) => {
+            Trigger::every(*d).map_err(|e| ConfigError::field(field("every"), e.to_string()))?
+        }
+        (None, None, Some(a)) => Trigger::At(
+            DateTime::parse_from_rfc3339(a)
+                .map_err(|e| ConfigError::field(field("at"), format!("not RFC 3339: {e}")))?
+                .with_timezone(&Utc),
+        ),
+        _ => {
+            return Err(ConfigError::field(
+                path,
+                "set exactly one of `cron`, `every` or `at`",
+            ))
+        }
+    };
+    let catch_up = match s.catch_up.as_str() {
+        "skip" => CatchUp::Skip,
+        "latest" => CatchUp::Latest,
+        "all" => CatchUp::All,
+        other => {
+            return Err(ConfigError::field(
+                field("catch_up"),
+                format!("must be skip, latest or all, got `{other}`"),
+            ))
+        }
+    };
+    if let Some(e) = s.expires {
+        nonzero(&field("expires"), e)?;
+    }
+    Ok(Schedule {
+        name,
+        task: s.task.clone(),
+        queue,
+        trigger,
+        timezone,
+        args: s.args.clone(),
+        misfire_grace: s.misfire_grace,
+        catch_up,
+        expires: s.expires,
+    })
+}
+
+fn retry(path: &str, r: &RawRetry) -> Result<RetryPolicy> {
+    let max_attempts = positive(&format!("{path}.max_attempts"), r.max_attempts)?;
+    let max_attempts = u32::try_from(max_attempts)
+        .map_err(|_| ConfigError::field(format!("{path}.max_attempts"), "too large"))?;
+    let backoff_base = nonzero(&format!("{path}.backoff_base"), r.backoff_base)?;
+    if r.backoff_max < backoff_base {
+        return Err(ConfigError::field(
+            format!("{path}.backoff_max"),
+            "must be >= backoff_base",
+        ));
+    }
+    Ok(RetryPolicy {
+        max_attempts,
+        backoff_base,
+        backoff_max: r.backoff_max,
+    })
+}
+
+fn check_name(path: &str, v: &str, max: usize, ok: impl Fn(char) -> bool) -> Result<String> {
+    if v.is_empty() || v.len() > max || !v.chars().all(ok) {
+        return Err(ConfigError::field(
+            path,
+            format!("`{v}` is not a valid name (1-{max} characters from the allowed set)"),
+        ));
+    }
+    Ok(v.to_string())
+}
+
+/// Queue names become part of AMQP names (`{ns}.{queue}.retry.1s`), so dots are not allowed.
+fn queue_name(path: &str, v: &str) -> Result<String> {
+    check_name(path, v, 100, |c| {
+        c.is_ascii_alphanumeric() || c == '_' || c == '-'
+    })
+}
+
+fn url(path: &str, raw: &str, schemes: &'static [&'static str]) -> Result<SecretUrl> {
+    SecretUrl::parse(raw, schemes).map_err(|e| ConfigError::field(path, e.to_string()))
+}
+
+fn positive(path: &str, v: i64) -> Result<i64> {
+    if v <= 0 {
+        return Err(ConfigError::field(path, format!("must be at least 1, got {v}")));
+    }
+    Ok(v)
+}
+
+fn nonzero(path: &str, d: Duration) -> Result<Duration> {
+    if d.is_zero() {
+        return Err(ConfigError::field(path, "must be greater than 0"));
+    }
+    Ok(d)
+}
+
+fn ops_addr(path: &str, v: &str) -> Result<Option<SocketAddr>> {
+    if v == "off" {
+        return Ok(None);
+    }
+    v.parse().map(Some).map_err(|_| {
+        ConfigError::field(path, format!("`{v}` is not host:port (an IP address) or \"off\""))
+    })
+}

@@ -1,0 +1,32 @@
+//! Shared plumbing for drumbeat's `beat` and `worker`.
+//!
+//! Both processes read the same configuration, speak the same envelope, declare the same AMQP
+//! topology and talk to the same Redis, so all of that lives here, once.
+//!
+//! # Layout
+//! - [`config`]: the TOML + environment settings, validated once into domain types.
+//! - [`secret`]: URLs whose passwords never reach a log, an error or `--help`.
+//! - [`schedule`]: crontab / `every` / `at` triggers with the DST rules of DESIGN.md §3.
+//! - [`envelope`]: the task message v1 and the dead-letter reasons its decoding maps to.
+//! - [`amqp`]: connection supervisor, topology, confirmed publisher.
+//! - [`redis`]: a pool with timeouts on every step.
+//! - [`backoff`]: capped, jittered exponential backoff shared by every reconnect loop.
+//! - [`telemetry`], [`metrics`], [`ops`]: logs, Prometheus registry, the ops HTTP endpoint.
+//! - [`shutdown`]: SIGINT/SIGTERM turned into one cancellation token.
+//! - [`cli`]: the flags both binaries share.
+
+pub mod amqp;
+pub mod backoff;
+pub mod cli;
+pub mod config;
+pub mod envelope;
+pub mod metrics;
+pub mod ops;
+pub mod redis;
+pub mod schedule;
+pub mod secret;
+pub mod shutdown;
+pub mod telemetry;
+
+pub use config::Settings;
+pub use envelope::{DeadReason, Envelope};
