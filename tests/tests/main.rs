@@ -1,1 +1,7 @@
-//! tests
+//! drumbeat's integration tests: one binary (fast linking), real Redis and RabbitMQ,
+//! one namespace per test.
+#![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
+
+mod beat;
+mod common;
+mod worker;
