@@ -1,1 +1,98 @@
-fn main() {}
+//! The `beat` binary: `beat [run]`, `beat check`, `beat schedules --next N`.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use chrono::{DateTime, Utc};
+use clap::{Parser, Subcommand};
+use drumbeat_beat::{Beat, SystemClock};
+use drumbeat_common::cli::CommonArgs;
+use drumbeat_common::Settings;
+
+/// drumbeat's scheduler: exactly one beat (the lease holder) publishes due fires.
+#[derive(Debug, Parser)]
+#[command(name = "beat", version)]
+struct Cli {
+    #[command(flatten)]
+    common: CommonArgs,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the beat (default).
+    Run,
+    /// Validate the config, print it (secrets redacted) and the schedules, exit 0 (2 if bad).
+    Check,
+    /// Print the next N fire times of every schedule, in UTC and local time.
+    Schedules {
+        /// How many fires per schedule.
+        #[arg(long, default_value_t = 5)]
+        next: usize,
+        /// Start strictly after this instant (RFC 3339); default now.
+        #[arg(long)]
+        from: Option<String>,
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    drumbeat_common::telemetry::init();
+    let settings = match Settings::load(&cli.common.config, cli.common.config_required()) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("beat: bad config: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let result = match cli.command.unwrap_or(Command::Run) {
+        Command::Run => run(settings, cli.common.process_id()),
+        Command::Check => {
+            println!("{:#}", settings.summary());
+            print!("{}", drumbeat_beat::preview::schedules_text(&settings.schedules, Utc::now(), 3));
+            Ok(())
+        }
+        Command::Schedules { next, from, json } => {
+            let from = match from.as_deref().map(DateTime::parse_from_rfc3339) {
+                None => Utc::now(),
+                Some(Ok(t)) => t.with_timezone(&Utc),
+                Some(Err(e)) => {
+                    eprintln!("beat: --from: not RFC 3339: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            if json {
+                println!("{}", drumbeat_beat::preview::schedules_json(&settings.schedules, from, next));
+            } else {
+                print!("{}", drumbeat_beat::preview::schedules_text(&settings.schedules, from, next));
+            }
+            Ok(())
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = format!("{e:#}"), "beat failed");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn run(settings: Settings, id: String) -> anyhow::Result<()> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the tokio runtime")?;
+    rt.block_on(async move {
+        let shutdown = drumbeat_common::shutdown::on_signals();
+        Beat::new(settings, id, Arc::new(SystemClock))
+            .run(shutdown)
+            .await
+            .context("beat")
+    })
+}

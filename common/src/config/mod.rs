@@ -7,6 +7,7 @@
 
 mod raw;
 pub mod retry;
+mod summary;
 mod validate;
 
 use std::collections::BTreeMap;

@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Timelike, Utc};
 use chrono_tz::Tz;
 
 use super::raw::{RawRetry, RawSchedule, RawSettings};
@@ -134,7 +134,9 @@ fn schedule(path: &str, s: &RawSchedule) -> Result<Schedule> {
         (None, None, Some(a)) => Trigger::At(
             DateTime::parse_from_rfc3339(a)
                 .map_err(|e| ConfigError::field(field("at"), format!("not RFC 3339: {e}")))?
-                .with_timezone(&Utc),
+                .with_timezone(&Utc)
+                .with_nanosecond(0)
+                .unwrap_or_default(),
         ),
         _ => {
             return Err(ConfigError::field(

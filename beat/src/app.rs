@@ -1,0 +1,157 @@
+//! Wires a beat together: Redis, lease loop, broker link, fire loop, ops endpoint.
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use drumbeat_common::amqp::{Connector, Publisher, Topology};
+use drumbeat_common::ops::OpsState;
+use drumbeat_common::redis::{Redis, RedisError};
+use drumbeat_common::Settings;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use crate::clock::Clock;
+use crate::cursor::Cursors;
+use crate::lease::{Lease, Role};
+use crate::metrics::{status_json, BeatMetrics, Status, StatusBoard};
+use crate::ticker::Ticker;
+
+/// Why a beat could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum BeatError {
+    /// The Redis pool could not be built.
+    #[error(transparent)]
+    Redis(#[from] RedisError),
+    /// The ops endpoint could not bind.
+    #[error("ops endpoint {addr}: {source}")]
+    Ops {
+        /// Address from `beat.ops_addr`.
+        addr: SocketAddr,
+        /// The bind error.
+        source: std::io::Error,
+    },
+}
+
+/// A configured beat, ready to run.
+pub struct Beat {
+    settings: Settings,
+    id: String,
+    clock: Arc<dyn Clock>,
+    metrics: BeatMetrics,
+    status: Status,
+}
+
+impl Beat {
+    /// A beat named `id` (its lease holder name) reading wall time from `clock`.
+    pub fn new(settings: Settings, id: impl Into<String>, clock: Arc<dyn Clock>) -> Self {
+        Self {
+            settings,
+            id: id.into(),
+            clock,
+            metrics: BeatMetrics::new(),
+            status: Arc::new(Mutex::new(StatusBoard::default())),
+        }
+    }
+
+    /// Metrics handle (tests read counters from it).
+    pub fn metrics(&self) -> BeatMetrics {
+        self.metrics.clone()
+    }
+
+    /// Runs until `shutdown`; on the way out stops publishing first, then releases the lease.
+    pub async fn run(self, shutdown: CancellationToken) -> Result<(), BeatError> {
+        let s = &self.settings;
+        let redis = Redis::new(&s.redis)?;
+        let lease = Lease::new(redis.clone(), &s.namespace, &self.id, s.beat.lease_ttl);
+        let cursors = Cursors::new(redis.clone(), &s.namespace, lease.key());
+        let topology = Topology::new(&s.namespace, s.amqp.connect_timeout);
+        let queues: Vec<String> = s
+            .schedules
+            .iter()
+            .map(|x| x.queue.clone())
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let (role_tx, role_rx) = watch::channel(Role::Standby);
+        let (pub_tx, pub_rx) = watch::channel::<Option<Publisher>>(None);
+
+        let lease_stop = CancellationToken::new();
+        let link_stop = CancellationToken::new();
+        if let Some(addr) = s.beat.ops_addr {
+            let ops = Arc::new(BeatOps {
+                id: self.id.clone(),
+                status: self.status.clone(),
+                metrics: self.metrics.clone(),
+                publisher: pub_rx.clone(),
+            });
+            drumbeat_common::ops::serve(addr, ops, link_stop.clone())
+                .await
+                .map_err(|source| BeatError::Ops { addr, source })?;
+        }
+        let lease_task = tokio::spawn(crate::renew::lease_loop(
+            lease.clone(),
+            s.beat.renew_every,
+            role_tx,
+            self.metrics.clone(),
+            self.status.clone(),
+            lease_stop.clone(),
+        ));
+        let connector = Connector::new(&s.amqp, format!("drumbeat-beat {}", self.id));
+        let link_task = tokio::spawn(crate::link::link_loop(
+            connector,
+            topology.clone(),
+            queues,
+            pub_tx,
+            link_stop.clone(),
+        ));
+        let ticker = Ticker {
+            schedules: s.schedules.iter().cloned().map(Arc::new).collect(),
+            clock: self.clock.clone(),
+            lease,
+            cursors,
+            topology,
+            roles: role_rx,
+            publisher: pub_rx,
+            metrics: self.metrics.clone(),
+            status: self.status.clone(),
+        };
+        tracing::info!(id = %self.id, schedules = s.schedules.len(), "beat started");
+        ticker.run(shutdown).await;
+        // Publishing has stopped: now hand the lease over, then close the broker link.
+        lease_stop.cancel();
+        let _ = lease_task.await;
+        link_stop.cancel();
+        let _ = link_task.await;
+        tracing::info!("beat stopped");
+        Ok(())
+    }
+}
+
+struct BeatOps {
+    id: String,
+    status: Status,
+    metrics: BeatMetrics,
+    publisher: watch::Receiver<Option<Publisher>>,
+}
+
+impl OpsState for BeatOps {
+    fn ready(&self) -> bool {
+        let redis = self.status.lock().map(|s| s.redis_ok).unwrap_or(false);
+        redis && self.publisher.borrow().as_ref().is_some_and(|p| p.is_open())
+    }
+
+    fn status(&self) -> serde_json::Value {
+        let mut v = self
+            .status
+            .lock()
+            .map(|s| status_json(&self.id, &s))
+            .unwrap_or_default();
+        v["amqp"] = serde_json::Value::Bool(self.ready());
+        v
+    }
+
+    fn metrics(&self) -> String {
+        self.metrics.registry.encode()
+    }
+}

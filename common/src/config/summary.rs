@@ -1,0 +1,77 @@
+//! The normalised configuration as JSON, secrets redacted: what `beat check` and
+//! `worker check` print, so an operator sees exactly what the process will use.
+
+use serde_json::{json, Value};
+
+use super::{RetryPolicy, Settings};
+use crate::schedule::Trigger;
+
+fn dur(d: std::time::Duration) -> String {
+    humantime::format_duration(d).to_string()
+}
+
+fn retry(r: &RetryPolicy) -> Value {
+    json!({
+        "max_attempts": r.max_attempts,
+        "backoff_base": dur(r.backoff_base),
+        "backoff_max": dur(r.backoff_max),
+    })
+}
+
+impl Settings {
+    /// The effective settings, with URL passwords shown as `***`.
+    pub fn summary(&self) -> Value {
+        let addr = |a: &Option<std::net::SocketAddr>| {
+            a.map(|a| a.to_string()).unwrap_or_else(|| "off".into())
+        };
+        json!({
+            "namespace": self.namespace,
+            "redis": {
+                "url": self.redis.url.redacted(),
+                "pool_size": self.redis.pool_size,
+                "timeout": dur(self.redis.timeout),
+            },
+            "amqp": {
+                "url": self.amqp.url.redacted(),
+                "confirm_timeout": dur(self.amqp.confirm_timeout),
+                "connect_timeout": dur(self.amqp.connect_timeout),
+                "max_body": self.amqp.max_body,
+            },
+            "beat": {
+                "lease_ttl": dur(self.beat.lease_ttl),
+                "renew_every": dur(self.beat.renew_every),
+                "ops_addr": addr(&self.beat.ops_addr),
+            },
+            "worker": {
+                "queues": self.worker.queues,
+                "prefetch": self.worker.prefetch,
+                "concurrency": self.worker.concurrency,
+                "handler_timeout": dur(self.worker.handler_timeout),
+                "drain_timeout": dur(self.worker.drain_timeout),
+                "done_ttl": dur(self.worker.done_ttl),
+                "ops_addr": addr(&self.worker.ops_addr),
+                "retry": retry(&self.worker.retry),
+            },
+            "queues": self.queue_retry.iter()
+                .map(|(q, r)| (q.clone(), json!({ "retry": retry(r) })))
+                .collect::<serde_json::Map<_, _>>(),
+            "schedules": self.schedules.iter().map(|s| {
+                let (kind, value) = match &s.trigger {
+                    Trigger::Cron(c) => ("cron", c.source().to_string()),
+                    Trigger::Every(d) => ("every", dur(*d)),
+                    Trigger::At(t) => ("at", t.to_rfc3339()),
+                };
+                json!({
+                    "name": s.name,
+                    "task": s.task,
+                    "queue": s.queue,
+                    kind: value,
+                    "timezone": s.timezone.name(),
+                    "misfire_grace": dur(s.misfire_grace),
+                    "catch_up": s.catch_up.as_str(),
+                    "expires": s.expires.map(dur),
+                })
+            }).collect::<Vec<_>>(),
+        })
+    }
+}
