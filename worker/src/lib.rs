@@ -1,1 +1,77 @@
-//! placeholder
+//! drumbeat's worker: consumes task queues, runs each task ID at most once to success, retries
+//! through broker-held delay tiers and dead-letters what cannot run (DESIGN.md §4–7).
+//!
+//! It is both the `worker` binary (with the built-in `http` and `log` tasks) and a library for
+//! running your own Rust handlers:
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use drumbeat_worker::{Task, TaskError, Worker};
+//!
+//! #[derive(serde::Deserialize)]
+//! struct ResizeArgs {
+//!     path: String,
+//!     width: u32,
+//! }
+//!
+//! #[tokio::main]
+//! async fn main() -> anyhow::Result<()> {
+//!     let settings = drumbeat_common::Settings::load("drumbeat.toml".as_ref(), true)?;
+//!     let shutdown = drumbeat_common::shutdown::on_signals();
+//!     Worker::builder(settings)
+//!         .id("resizer-1")
+//!         .task("resize", |task: Task<ResizeArgs>| async move {
+//!             if task.args.width == 0 {
+//!                 // Never going to work: dead-lettered with reason `rejected`.
+//!                 return Err(TaskError::permanent("width must be > 0"));
+//!             }
+//!             if task.args.path.starts_with("s3://") {
+//!                 // Try again later (at least 30 s, capped by the queue's backoff_max).
+//!                 return Err(TaskError::retry_after(Duration::from_secs(30), "s3 not wired yet"));
+//!             }
+//!             println!("resizing {} to {} (task {}, attempt {})",
+//!                 task.args.path, task.args.width, task.id, task.attempt);
+//!             Ok(())
+//!         })
+//!         .build()?
+//!         .run(shutdown)
+//!         .await?;
+//!     Ok(())
+//! }
+//! ```
+//!
+//! A handler returns `Ok(())` (done: the ID never runs again), [`TaskError::Retry`] (another
+//! attempt after a backoff, or after the delay it names, until `max_attempts`, then dead letter
+//! `max-attempts`) or [`TaskError::Permanent`] (dead letter `rejected`). A panic or a run
+//! longer than `handler_timeout` counts as a retryable failure. Args that do not deserialise
+//! into the handler's type are dead-lettered as `invalid-args` without running. Handlers run at
+//! least once and usually once: a worker killed mid-run means another run with the same
+//! [`Task::id`], so use it as an idempotency key for side effects.
+//!
+//! # Layout
+//! - [`worker`](Worker): builder and `run`; `consumer`: connection supervisor, receive loop,
+//!   drain.
+//! - `process`: one delivery from decode to settle; `dedup`: the Redis claim/done scripts.
+//! - `outcome`: ack / retry / defer / dead-letter; `deadletter`: dead-letter headers.
+//! - [`handler`](Handler), `registry`: the handler API and the name → handler map.
+//! - [`builtin`]: the binary's `http` and `log` tasks.
+//! - `metrics`, `status`: Prometheus families, `/status`, [`WorkerHandle`].
+
+pub mod builtin;
+mod consumer;
+mod deadletter;
+mod dedup;
+mod failpoint;
+mod handler;
+mod metrics;
+mod outcome;
+mod process;
+mod registry;
+mod status;
+mod worker;
+
+pub use deadletter::{sanitize as sanitize_error, MAX_ERROR_BYTES};
+pub use handler::{BoxFuture, Handler, Task, TaskError, TaskResult};
+pub use metrics::Outcome;
+pub use status::WorkerHandle;
+pub use worker::{Worker, WorkerBuilder, WorkerError};

@@ -1,0 +1,19 @@
+//! Test-only crash points, compiled in only with the `failpoints` feature.
+//!
+//! `DRUMBEAT_FAILPOINT=crash-after-done` exits the process right after `done` is recorded and
+//! before the ack: the window the dedup protocol must survive (the redelivery is acked without
+//! running again).
+
+/// Exits with code 3 when the `crash-after-done` failpoint is armed.
+#[cfg(feature = "failpoints")]
+pub(crate) fn crash_after_done() {
+    if std::env::var("DRUMBEAT_FAILPOINT").as_deref() == Ok("crash-after-done") {
+        eprintln!("failpoint crash-after-done: exiting before the ack");
+        std::process::exit(3);
+    }
+}
+
+/// No-op without the `failpoints` feature.
+#[cfg(not(feature = "failpoints"))]
+#[inline(always)]
+pub(crate) fn crash_after_done() {}

@@ -1,0 +1,178 @@
+//! [`Worker`] and its builder: settings + handlers in, a running consumer out.
+
+use std::net::SocketAddr;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::Duration;
+
+use drumbeat_common::amqp::Topology;
+use drumbeat_common::metrics::MetricsRegistry;
+use drumbeat_common::redis::{Redis, RedisError};
+use drumbeat_common::Settings;
+use serde::de::DeserializeOwned;
+use tokio_util::sync::CancellationToken;
+
+use crate::dedup::Dedup;
+use crate::handler::Handler;
+use crate::metrics::WorkerMetrics;
+use crate::registry::Registry;
+use crate::status::{spawn_redis_probe, WorkerHandle};
+
+/// A claim outlives the handler timeout by this much, covering the calls that record the result.
+const CLAIM_MARGIN: Duration = Duration::from_secs(5);
+
+/// Why a worker could not be built or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum WorkerError {
+    /// `build()` was called without any `.task(..)`.
+    #[error("no task handlers registered")]
+    NoTasks,
+    /// The Redis pool could not be created (bad URL parts).
+    #[error("redis setup failed")]
+    Redis(#[source] RedisError),
+    /// The ops endpoint could not bind its address.
+    #[error("ops endpoint could not listen on {addr}")]
+    Ops {
+        /// `worker.ops_addr`
+        addr: SocketAddr,
+        /// The bind error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// State every delivery task shares.
+pub(crate) struct Shared {
+    pub settings: Settings,
+    pub id: String,
+    pub registry: Registry,
+    pub dedup: Dedup,
+    pub topology: Topology,
+    pub metrics: WorkerMetrics,
+    pub metrics_registry: MetricsRegistry,
+    pub amqp_up: AtomicBool,
+    pub redis_up: AtomicBool,
+}
+
+/// Collects the worker's ID and handlers; see the crate docs for an example.
+pub struct WorkerBuilder {
+    settings: Settings,
+    id: Option<String>,
+    registry: Registry,
+    metrics: MetricsRegistry,
+}
+
+impl WorkerBuilder {
+    /// The name of this process in logs, claim tokens and the broker's connection list
+    /// (default `worker-{pid}`).
+    pub fn id(mut self, id: impl Into<String>) -> Self {
+        self.id = Some(id.into());
+        self
+    }
+
+    /// Registers `handler` for tasks named `name`; its argument type `A` is read from `args`
+    /// with serde (a mismatch is dead-lettered as `invalid-args`, without retries).
+    pub fn task<A, H>(mut self, name: &str, handler: H) -> Self
+    where
+        A: DeserializeOwned + Send + 'static,
+        H: Handler<A>,
+    {
+        self.registry.insert(name, handler);
+        self
+    }
+
+    /// Registers the worker's metrics in `registry` instead of a private one, so an embedding
+    /// program can serve them together with its own.
+    pub fn metrics_registry(mut self, registry: MetricsRegistry) -> Self {
+        self.metrics = registry;
+        self
+    }
+
+    /// Checks the handlers and prepares the Redis pool (nothing connects yet).
+    pub fn build(self) -> Result<Worker, WorkerError> {
+        if self.registry.is_empty() {
+            return Err(WorkerError::NoTasks);
+        }
+        let settings = self.settings;
+        let redis = Redis::new(&settings.redis).map_err(WorkerError::Redis)?;
+        let claim_ttl = settings.worker.handler_timeout + settings.redis.timeout * 2 + CLAIM_MARGIN;
+        let dedup = Dedup::new(
+            redis,
+            &settings.namespace,
+            claim_ttl,
+            settings.worker.done_ttl,
+        );
+        let topology = Topology::new(&settings.namespace, settings.amqp.connect_timeout);
+        let shared = Shared {
+            id: self
+                .id
+                .unwrap_or_else(|| format!("worker-{}", std::process::id())),
+            registry: self.registry,
+            dedup,
+            topology,
+            metrics: WorkerMetrics::new(&self.metrics),
+            metrics_registry: self.metrics,
+            amqp_up: AtomicBool::new(false),
+            redis_up: AtomicBool::new(false),
+            settings,
+        };
+        Ok(Worker {
+            shared: Arc::new(shared),
+        })
+    }
+}
+
+/// A configured worker, ready to [`run`](Worker::run).
+pub struct Worker {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for Worker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Worker")
+            .field("id", &self.shared.id)
+            .finish()
+    }
+}
+
+impl Worker {
+    /// Starts building a worker for `settings` (its `[worker]` section, retry policies, Redis and
+    /// AMQP).
+    pub fn builder(settings: Settings) -> WorkerBuilder {
+        WorkerBuilder {
+            settings,
+            id: None,
+            registry: Registry::default(),
+            metrics: MetricsRegistry::default(),
+        }
+    }
+
+    /// A view for readiness, counts and metrics that stays valid while the worker runs.
+    pub fn handle(&self) -> WorkerHandle {
+        WorkerHandle {
+            shared: self.shared.clone(),
+        }
+    }
+
+    /// Consumes until `shutdown` is cancelled, then drains (DESIGN.md §6.4–6.6) and returns.
+    /// Broker and Redis outages are waited out, not returned; an error means the ops endpoint
+    /// could not start.
+    pub async fn run(self, shutdown: CancellationToken) -> Result<(), WorkerError> {
+        let shared = self.shared;
+        let stop_side = CancellationToken::new();
+        let _stop_side_on_exit = stop_side.clone().drop_guard();
+        if let Some(addr) = shared.settings.worker.ops_addr {
+            let state = Arc::new(WorkerHandle {
+                shared: shared.clone(),
+            });
+            drumbeat_common::ops::serve(addr, state, stop_side.clone())
+                .await
+                .map_err(|source| WorkerError::Ops { addr, source })?;
+        }
+        spawn_redis_probe(shared.clone(), stop_side.clone());
+        tracing::info!(id = %shared.id, tasks = ?shared.registry.names(), "worker starting");
+        crate::consumer::run(shared, shutdown).await;
+        tracing::info!("worker stopped");
+        Ok(())
+    }
+}
