@@ -210,3 +210,118 @@ impl Plan {
         (send, skipped)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use drumbeat_common::schedule::Trigger;
+    use std::time::Duration;
+
+    fn every(name: &str, secs: u64, grace: u64, catch_up: CatchUp) -> Arc<Schedule> {
+        Arc::new(Schedule {
+            name: name.into(),
+            task: "log".into(),
+            queue: "default".into(),
+            trigger: Trigger::every(Duration::from_secs(secs)).unwrap(),
+            timezone: chrono_tz::UTC,
+            args: serde_json::Value::Null,
+            misfire_grace: Duration::from_secs(grace),
+            catch_up,
+            expires: None,
+        })
+    }
+
+    fn t(s: i64) -> DateTime<Utc> {
+        DateTime::from_timestamp(1_800_000_000 + s, 0).unwrap()
+    }
+
+    #[test]
+    fn sleeps_until_the_earliest_schedule() {
+        let mut p = Plan::new(
+            &[every("a", 10, 60, CatchUp::Latest), every("b", 3, 60, CatchUp::Latest)],
+            &[t(0), t(0)],
+        );
+        assert_eq!(p.next_wake(), Some(t(3)));
+        let (fires, skipped) = p.take_due(t(3));
+        assert_eq!(fires, vec![Fire { idx: 1, at: t(3) }]);
+        assert!(skipped.is_empty());
+        assert_eq!(p.next_wake(), Some(t(10)), "b is un-armed until confirmed");
+        p.confirmed(1, t(3));
+        assert_eq!(p.next_wake(), Some(t(6)));
+    }
+
+    #[test]
+    fn fires_within_grace_are_all_sent() {
+        let mut p = Plan::new(&[every("a", 1, 60, CatchUp::Skip)], &[t(0)]);
+        let (fires, skipped) = p.take_due(t(30));
+        assert_eq!(fires.len(), 30);
+        assert_eq!(fires.first().unwrap().at, t(1));
+        assert!(skipped.is_empty());
+    }
+
+    #[test]
+    fn catch_up_policies() {
+        for (policy, sent_old, skipped) in [
+            (CatchUp::Skip, 0usize, 999u64),
+            (CatchUp::Latest, 1, 998),
+            (CatchUp::All, 100, 899),
+        ] {
+            let mut p = Plan::new(&[every("a", 1, 10, policy)], &[t(0)]);
+            let (fires, sk) = p.take_due(t(1010));
+            // Grace is inclusive: t(1000)..=t(1010) are fresh (11 fires), t(1)..=t(999) are old.
+            assert_eq!(fires.len(), sent_old + 11, "{policy:?}");
+            let total: u64 = sk.iter().map(|s| s.count).sum();
+            assert_eq!(total, skipped, "{policy:?}");
+            // Oldest first, strictly increasing, last one is now.
+            assert!(fires.windows(2).all(|w| w[0].at < w[1].at));
+            assert_eq!(fires.last().unwrap().at, t(1010));
+            if sent_old > 0 {
+                assert_eq!(fires[sent_old - 1].at, t(999), "{policy:?} keeps the newest old fires");
+                assert_eq!(sk[0].range, (t(1), t(999 - sent_old as i64)));
+            }
+        }
+    }
+
+    #[test]
+    fn skip_only_moves_the_cursor_and_rearms() {
+        let mut p = Plan::new(&[every("a", 100, 10, CatchUp::Skip)], &[t(0)]);
+        let (fires, sk) = p.take_due(t(250));
+        assert!(fires.is_empty());
+        assert_eq!(sk[0].count, 2);
+        assert_eq!(p.cursor(0), t(200));
+        assert_eq!(p.next_wake(), Some(t(300)));
+    }
+
+    #[test]
+    fn clock_going_back_resends_nothing() {
+        let mut p = Plan::new(&[every("a", 1, 60, CatchUp::All)], &[t(100)]);
+        let (fires, _) = p.take_due(t(40));
+        assert!(fires.is_empty());
+        assert_eq!(p.next_wake(), Some(t(101)));
+    }
+
+    #[test]
+    fn one_shot_fires_once() {
+        let at = Arc::new(Schedule {
+            trigger: Trigger::At(t(5)),
+            ..(*every("once", 1, 60, CatchUp::Latest)).clone()
+        });
+        let mut p = Plan::new(&[at], &[t(0)]);
+        let (fires, _) = p.take_due(t(5));
+        assert_eq!(fires, vec![Fire { idx: 0, at: t(5) }]);
+        p.confirmed(0, t(5));
+        assert_eq!(p.next_wake(), None);
+    }
+
+    #[test]
+    fn failed_fire_is_found_again() {
+        let mut p = Plan::new(&[every("a", 1, 60, CatchUp::Latest)], &[t(0)]);
+        let (fires, _) = p.take_due(t(2));
+        assert_eq!(fires.len(), 2);
+        p.confirmed(0, t(1));
+        p.retry_at(0, t(3));
+        let (fires, _) = p.take_due(t(3));
+        assert_eq!(fires.iter().map(|f| f.at).collect::<Vec<_>>(), vec![t(2), t(3)]);
+    }
+}

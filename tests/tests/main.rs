@@ -4,4 +4,5 @@
 
 mod beat;
 mod common;
+mod scheduling;
 mod worker;

@@ -1,1 +1,4 @@
-
+mod amqp;
+mod config;
+mod envelope;
+mod compose;

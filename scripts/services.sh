@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Makes sure Redis and RabbitMQ are installed (Debian/Ubuntu, via apt) and running on 127.0.0.1.
+# Sourced by demo.sh and test.sh; safe to run again and again.
+set -euo pipefail
+
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+wait_port() { # name port seconds
+  local i
+  for ((i = 0; i < $3 * 10; i++)); do port_open "$2" && return 0; sleep 0.1; done
+  echo "error: $1 did not come up on 127.0.0.1:$2 within $3 s" >&2
+  return 1
+}
+
+ensure_packages() {
+  local missing=()
+  command -v redis-server >/dev/null || missing+=(redis-server)
+  command -v rabbitmq-server >/dev/null || [ -x /usr/sbin/rabbitmq-server ] || missing+=(rabbitmq-server)
+  if ! pkg-config --exists openssl 2>/dev/null; then missing+=(libssl-dev pkg-config); fi
+  if [ ${#missing[@]} -gt 0 ]; then
+    echo "==> installing ${missing[*]} with apt"
+    as_root apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
+  fi
+}
+
+ensure_redis() {
+  if port_open 6379; then return 0; fi
+  echo "==> starting redis-server"
+  as_root mkdir -p /var/lib/redis /var/log/redis
+  as_root redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save "" \
+    --appendonly no --dir /var/lib/redis --logfile /var/log/redis/ci.log
+  wait_port redis 6379 20
+}
+
+ensure_rabbitmq() {
+  if port_open 5672; then return 0; fi
+  echo "==> starting rabbitmq-server"
+  as_root rabbitmq-server -detached
+  wait_port rabbitmq 5672 120
+  as_root rabbitmqctl -q await_startup >/dev/null 2>&1 || true
+}
+
+ensure_services() {
+  ensure_packages
+  ensure_redis
+  ensure_rabbitmq
+}

@@ -1,0 +1,206 @@
+//! Config validation: every refused case names its field; passwords never leak.
+
+use drumbeat_common::config::ConfigError;
+use drumbeat_common::Settings;
+
+const BASE: &str = r#"
+namespace = "cfgtest"
+[redis]
+url = "redis://:hunter2pw@127.0.0.1:6379/0"
+[amqp]
+url = "amqp://guest:hunter2pw@127.0.0.1:5672/%2f"
+"#;
+
+fn parse(extra: &str) -> Result<Settings, ConfigError> {
+    Settings::from_toml(&format!("{BASE}{extra}"))
+}
+
+fn sched(body: &str) -> String {
+    format!("[[schedules]]\nname = \"a\"\ntask = \"log\"\n{body}\n")
+}
+
+#[test]
+fn refused_configs_name_the_field() {
+    let ok_every = "every = \"1s\"";
+    let cases: Vec<(String, &str)> = vec![
+        (sched("cron = \"61 * * * *\""), "schedules[0].cron"),
+        (sched("cron = \"not a cron\""), "schedules[0].cron"),
+        (sched("cron = \"0 0 30 2 *\""), "schedules[0].cron"),
+        (
+            sched("every = \"1s\"\ntimezone = \"Mars/Olympus\""),
+            "schedules[0].timezone",
+        ),
+        (sched(""), "schedules[0]"),
+        (sched("every = \"1s\"\ncron = \"* * * * *\""), "schedules[0]"),
+        (
+            sched("every = \"1s\"\nat = \"2027-01-01T00:00:00Z\""),
+            "schedules[0]",
+        ),
+        (sched("every = \"500ms\""), "schedules[0].every"),
+        (sched("every = \"0s\""), "schedules[0].every"),
+        (sched("every = \"ten seconds\""), "schedules[0].every"),
+        (sched("at = \"tomorrow\""), "schedules[0].at"),
+        (format!("{}{}", sched(ok_every), sched(ok_every)), "schedules[1].name"),
+        (sched(&format!("{ok_every}\ncatch_up = \"some\"")), "schedules[0].catch_up"),
+        (sched(&format!("{ok_every}\nbogus = 1")), "schedules[0]"),
+        (
+            "[[schedules]]\nname = \"bad name!\"\ntask = \"log\"\nevery = \"1s\"\n".into(),
+            "schedules[0].name",
+        ),
+        (sched(&format!("{ok_every}\nqueue = \"a.b\"")), "schedules[0].queue"),
+        (
+            "[beat]\nlease_ttl = \"3s\"\nrenew_every = \"2s\"\n".into(),
+            "beat.renew_every",
+        ),
+        ("[beat]\nleas_ttl = \"3s\"\n".into(), "beat"),
+        ("[beat]\nops_addr = \"localhost\"\n".into(), "beat.ops_addr"),
+        ("[worker]\nprefetch = 0\n".into(), "worker.prefetch"),
+        ("[worker]\nconcurrency = 0\n".into(), "worker.concurrency"),
+        ("[worker]\nhandler_timeout = \"30m\"\n".into(), "worker.handler_timeout"),
+        ("[worker]\nhandler_timeout = \"2h\"\n".into(), "worker.handler_timeout"),
+        ("[worker]\nqueues = []\n".into(), "worker.queues"),
+        ("[worker.retry]\nmax_attempts = 0\n".into(), "worker.retry.max_attempts"),
+        (
+            "[worker.retry]\nbackoff_base = \"10s\"\nbackoff_max = \"1s\"\n".into(),
+            "worker.retry.backoff_max",
+        ),
+        (
+            "[queues.q.retry]\nbackoff_base = \"10s\"\nbackoff_max = \"1s\"\n".into(),
+            "queues.q.retry.backoff_max",
+        ),
+    ];
+    for (extra, field) in &cases {
+        match parse(extra) {
+            Ok(_) => panic!("accepted, expected refusal at {field}:\n{extra}"),
+            Err(e) => {
+                let msg = e.to_string();
+                assert!(
+                    msg.starts_with(&format!("{field}")),
+                    "expected field `{field}` in `{msg}`"
+                );
+                assert!(!msg.contains("hunter2pw"), "password leaked: {msg}");
+            }
+        }
+    }
+    println!("{} refused configs checked", cases.len());
+}
+
+#[test]
+fn refused_namespaces_and_urls() {
+    let cases = [
+        ("namespace = \"Bad NS\"\n", "namespace"),
+        ("namespace = \"\"\n", "namespace"),
+        (
+            "namespace = \"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\"\n",
+            "namespace",
+        ),
+    ];
+    for (ns, field) in cases {
+        let text = format!(
+            "{ns}[redis]\nurl = \"redis://127.0.0.1\"\n[amqp]\nurl = \"amqp://127.0.0.1\"\n"
+        );
+        let e = Settings::from_toml(&text).unwrap_err();
+        assert_eq!(e.field_path(), Some(field), "{e}");
+    }
+    for (redis, amqp, field) in [
+        ("http://u:hunter2pw@x", "amqp://x", "redis.url"),
+        ("redis://x", "not a url hunter2pw", "amqp.url"),
+        ("redis://x", "redis://u:hunter2pw@x", "amqp.url"),
+    ] {
+        let text = format!("[redis]\nurl = \"{redis}\"\n[amqp]\nurl = \"{amqp}\"\n");
+        let e = Settings::from_toml(&text).unwrap_err();
+        assert_eq!(e.field_path(), Some(field), "{e}");
+        assert!(!e.to_string().contains("hunter2pw"), "{e}");
+    }
+}
+
+#[test]
+fn valid_config_is_normalised_and_redacted() {
+    let s = parse(&format!(
+        "[beat]\nlease_ttl = \"3s\"\nrenew_every = \"1s\"\n[worker]\nqueues = [\"default\", \"mail\"]\n[queues.mail.retry]\nmax_attempts = 2\n{}",
+        sched("cron = \"30 2 * * MON-FRI\"\ntimezone = \"America/New_York\"\nexpires = \"10m\"")
+    ))
+    .unwrap();
+    assert_eq!(s.retry_policy("mail").max_attempts, 2);
+    assert_eq!(s.retry_policy("default").max_attempts, 5);
+    assert_eq!(s.schedules[0].timezone, chrono_tz::America::New_York);
+    let shown = format!("{:#}\n{:?}", s.summary(), s);
+    assert!(!shown.contains("hunter2pw"), "{shown}");
+    assert!(shown.contains("***"));
+}
+
+#[test]
+fn binaries_exit_2_naming_the_field_and_never_print_passwords() {
+    let dir = std::env::temp_dir().join(format!("drumbeat-cfg-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let bad = dir.join("bad.toml");
+    std::fs::write(&bad, format!("{BASE}[beat]\nlease_ttl = \"3s\"\nrenew_every = \"2s\"\n")).unwrap();
+    let good = dir.join("good.toml");
+    std::fs::write(&good, format!("{BASE}{}", sched("every = \"1s\""))).unwrap();
+    for bin in ["beat", "worker"] {
+        let out = std::process::Command::new(drumbeat_tests::bin_path(bin))
+            .args(["--config", bad.to_str().unwrap(), "check"])
+            .output()
+            .unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(out.status.code(), Some(2), "{bin}: {text}");
+        assert!(text.contains("beat.renew_every"), "{bin}: {text}");
+        assert!(!text.contains("hunter2pw"), "{bin}: {text}");
+
+        let out = std::process::Command::new(drumbeat_tests::bin_path(bin))
+            .args(["--config", good.to_str().unwrap(), "check"])
+            .output()
+            .unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(out.status.code(), Some(0), "{bin}: {text}");
+        assert!(!text.contains("hunter2pw"), "{bin}: {text}");
+        assert!(text.contains("***"), "{bin}: {text}");
+
+        let help = std::process::Command::new(drumbeat_tests::bin_path(bin))
+            .arg("--help")
+            .env("DRUMBEAT_CONFIG", "/nonexistent/hunter2pw.toml")
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&help.stdout);
+        assert!(help.status.success(), "{bin} --help: {text}");
+        assert!(text.contains("--config"), "{text}");
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn environment_overrides_the_file() {
+    // Spawned process: env changes are process-wide, so never set_var in the test process.
+    let dir = std::env::temp_dir().join(format!("drumbeat-env-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("c.toml");
+    std::fs::write(&file, format!("{BASE}{}", sched("every = \"1s\""))).unwrap();
+    let out = std::process::Command::new(drumbeat_tests::bin_path("beat"))
+        .args(["--config", file.to_str().unwrap(), "check"])
+        .env("DRUMBEAT__BEAT__LEASE_TTL", "30s")
+        .env("DRUMBEAT__BEAT__RENEW_EVERY", "11s")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{text}");
+    assert!(text.contains("beat.renew_every"), "{text}");
+    let out = std::process::Command::new(drumbeat_tests::bin_path("beat"))
+        .args(["--config", file.to_str().unwrap(), "check"])
+        .env("DRUMBEAT__BEAT__LEASE_TTL", "30s")
+        .env("DRUMBEAT__WORKER__QUEUES", "a,b")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("\"lease_ttl\": \"30s\""), "{text}");
+    assert!(text.contains("\"a\","), "{text}");
+    let _ = std::fs::remove_dir_all(dir);
+}
