@@ -197,11 +197,12 @@ impl Envelope {
 }
 
 /// A data error means valid JSON of the wrong shape, unless the body is not JSON at all further
-/// on (serde stops at the first error); only this error path pays for the second look.
+/// on (serde stops at the first error) or nests deeper than the parser's recursion limit; only
+/// this error path pays for the second look.
 fn classify(body: &[u8], e: &serde_json::Error) -> DecodeError {
     use serde_json::error::Category;
     match e.classify() {
-        Category::Data => match serde_json::from_slice::<serde::de::IgnoredAny>(body) {
+        Category::Data => match serde_json::from_slice::<serde_json::Value>(body) {
             Ok(_) => DecodeError::InvalidEnvelope(e.to_string()),
             Err(not_json) => DecodeError::InvalidJson(not_json.to_string()),
         },
