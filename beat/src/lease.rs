@@ -9,6 +9,7 @@
 //! Redis reply therefore shortens our leadership; it can never extend it (RedBeat's two-leaders
 //! failure).
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -61,6 +62,9 @@ pub struct Lease {
     ttl: Duration,
     /// Local deadline of the current term; `None` when we do not hold the lease.
     deadline: Arc<Mutex<Option<Instant>>>,
+    /// Bumped each time the lease is won by a campaign (not by a renew): another beat may have
+    /// led in between, so plans built in an earlier term must be rebuilt from Redis.
+    term: Arc<AtomicU64>,
     renew: Arc<Script>,
     release: Arc<Script>,
 }
@@ -89,6 +93,7 @@ impl Lease {
             value: format!("{id} {}", uuid::Uuid::new_v4().simple()),
             ttl,
             deadline: Arc::default(),
+            term: Arc::default(),
             renew: Arc::new(Script::new(RENEW)),
             release: Arc::new(Script::new(RELEASE)),
         }
@@ -111,6 +116,11 @@ impl Lease {
             Some(d) if Instant::now() < d => Role::Leader,
             Some(_) => Role::Fenced,
         }
+    }
+
+    /// Which term of leadership this is (see the field doc).
+    pub fn term(&self) -> u64 {
+        self.term.load(Ordering::SeqCst)
     }
 
     /// True only while we hold the lease and are inside the local deadline.
@@ -159,6 +169,14 @@ impl Lease {
     }
 
     async fn campaign(&self) -> Result<bool, RedisError> {
+        let won = self.set_nx().await?;
+        if won {
+            self.term.fetch_add(1, Ordering::SeqCst);
+        }
+        Ok(won)
+    }
+
+    async fn set_nx(&self) -> Result<bool, RedisError> {
         let mut conn = self.redis.conn().await?;
         let set: Option<String> = self
             .redis

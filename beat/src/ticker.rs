@@ -56,8 +56,9 @@ impl Ticker {
                 }
                 continue;
             }
+            let term = self.lease.term();
             match self.start_term().await {
-                Ok(plan) => self.lead(plan, &stop).await,
+                Ok(plan) => self.lead(plan, term, &stop).await,
                 Err(e) => {
                     tracing::warn!(error = %e, "could not start the term; retrying");
                     tokio::select! {
@@ -101,11 +102,11 @@ impl Ticker {
         Ok(Plan::new(&self.schedules, &cursors))
     }
 
-    async fn lead(&mut self, mut plan: Plan, stop: &CancellationToken) {
+    async fn lead(&mut self, mut plan: Plan, term: u64, stop: &CancellationToken) {
         let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(10));
         let mut last_status = tokio::time::Instant::now() - MAX_SLEEP;
         loop {
-            if stop.is_cancelled() || !self.lease.may_publish() {
+            if stop.is_cancelled() || !self.lease.may_publish() || self.lease.term() != term {
                 return;
             }
             let now = self.clock.now();
