@@ -4,7 +4,6 @@ use std::collections::{BTreeMap, HashSet};
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use chrono::{DateTime, Timelike, Utc};
 use chrono_tz::Tz;
 
 use super::raw::{RawRetry, RawSchedule, RawSettings};
@@ -12,7 +11,7 @@ use super::{
     AmqpSettings, BeatSettings, CatchUp, ConfigError, RedisSettings, RetryPolicy, Schedule,
     Settings, WorkerSettings, MAX_HANDLER_TIMEOUT,
 };
-use crate::schedule::{CronExpr, Trigger};
+use crate::schedule::Trigger;
 use crate::secret::SecretUrl;
 
 type Result<T> = std::result::Result<T, ConfigError>;
@@ -125,19 +124,15 @@ fn schedule(path: &str, s: &RawSchedule) -> Result<Schedule> {
         )
     })?;
     let trigger = match (&s.cron, &s.every, &s.at) {
-        (Some(c), None, None) => Trigger::Cron(
-            CronExpr::parse(c).map_err(|e| ConfigError::field(field("cron"), e.to_string()))?,
-        ),
+        (Some(c), None, None) => {
+            Trigger::cron(c).map_err(|e| ConfigError::field(field("cron"), e.to_string()))?
+        }
         (None, Some(d), None) => {
             Trigger::every(*d).map_err(|e| ConfigError::field(field("every"), e.to_string()))?
         }
-        (None, None, Some(a)) => Trigger::At(
-            DateTime::parse_from_rfc3339(a)
-                .map_err(|e| ConfigError::field(field("at"), format!("not RFC 3339: {e}")))?
-                .with_timezone(&Utc)
-                .with_nanosecond(0)
-                .unwrap_or_default(),
-        ),
+        (None, None, Some(a)) => {
+            Trigger::at_rfc3339(a).map_err(|e| ConfigError::field(field("at"), e.to_string()))?
+        }
         _ => {
             return Err(ConfigError::field(
                 path,
