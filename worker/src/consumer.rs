@@ -200,13 +200,7 @@ async fn drain(shared: &Shared, s: Session, tracker: &TaskTracker) {
             "drain timeout; the rest is requeued"
         );
     }
-    let _ = timed("channel.close", op, s.consume.close(200, "shutdown".into())).await;
-    let _ = timed(
-        "channel.close",
-        op,
-        s.publisher.channel().close(200, "shutdown".into()),
-    )
-    .await;
+    // Closing the connection closes both channels; the broker requeues every unacked delivery.
     let _ = timed("connection.close", op, s.conn.close(200, "shutdown".into())).await;
     tracing::info!("drained");
 }

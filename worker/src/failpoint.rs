@@ -17,3 +17,15 @@ pub(crate) fn crash_after_done() {
 #[cfg(not(feature = "failpoints"))]
 #[inline(always)]
 pub(crate) fn crash_after_done() {}
+
+/// Logs, once at start, when a failpoint is asked for but this build cannot honour it (so a
+/// test run against a binary built without the feature fails with a clear reason).
+pub(crate) fn announce() {
+    if let Ok(which) = std::env::var("DRUMBEAT_FAILPOINT") {
+        if cfg!(feature = "failpoints") {
+            tracing::warn!(failpoint = %which, "failpoint armed");
+        } else {
+            tracing::error!(failpoint = %which, "DRUMBEAT_FAILPOINT is set but this build has no failpoints (build with --features failpoints)");
+        }
+    }
+}

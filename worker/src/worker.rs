@@ -170,6 +170,7 @@ impl Worker {
                 .map_err(|source| WorkerError::Ops { addr, source })?;
         }
         spawn_redis_probe(shared.clone(), stop_side.clone());
+        crate::failpoint::announce();
         tracing::info!(id = %shared.id, tasks = ?shared.registry.names(), "worker starting");
         crate::consumer::run(shared, shutdown).await;
         tracing::info!("worker stopped");
