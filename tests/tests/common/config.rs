@@ -75,7 +75,7 @@ fn refused_configs_name_the_field() {
             Err(e) => {
                 let msg = e.to_string();
                 assert!(
-                    msg.starts_with(&format!("{field}")),
+                    msg.starts_with(*field),
                     "expected field `{field}` in `{msg}`"
                 );
                 assert!(!msg.contains("hunter2pw"), "password leaked: {msg}");
