@@ -155,9 +155,13 @@ async fn consume(
         };
         let (queue, delivery) = match next {
             Some((q, Ok(d))) => (q, d),
-            Some((q, Err(e))) => return Ended::Lost(format!("consumer on {q}: {e}")),
-            None => return Ended::Lost("consumer stream ended".into()),
+            Some((q, Err(e))) => return abandon(shared, s, format!("consumer on {q}: {e}")).await,
+            None => return abandon(shared, s, "consumer stream ended".into()).await,
         };
+        if !s.publisher.is_open() {
+            // Retries and dead letters would all fail and requeue: start a fresh session.
+            return abandon(shared, s, "publisher channel closed".into()).await;
+        }
         let permit = tokio::select! {
             biased;
             _ = shutdown.cancelled() => break,
@@ -180,6 +184,20 @@ async fn consume(
     }
     drain(shared, s, tracker).await;
     Ended::Shutdown
+}
+
+/// Ends a broken session: closes its connection (if it is still up, e.g. only a consumer was
+/// cancelled by the broker) so its unacked deliveries go back to the queue now. In-flight runs
+/// of this session then fail to ack, and dedup absorbs the redeliveries.
+async fn abandon(shared: &Shared, s: Session, why: String) -> Ended {
+    let op = shared.settings.amqp.connect_timeout;
+    let _ = timed(
+        "connection.close",
+        op,
+        s.conn.close(200, "session lost".into()),
+    )
+    .await;
+    Ended::Lost(why)
 }
 
 /// Stops consuming, lets in-flight runs finish up to `drain_timeout`, then closes the channels,

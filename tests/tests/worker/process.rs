@@ -344,7 +344,11 @@ async fn broker_connection_cut_reconnects_without_loss_or_duplicate_success() {
 #[tokio::test]
 async fn message_from_a_plain_amqp_client_is_executed() {
     let ns = TestNs::new("w-plain");
-    let extra = worker_toml(3, "");
+    let port = drumbeat_tests::procs::free_port();
+    let extra = worker_toml(3, "").replace(
+        r#"ops_addr = "off""#,
+        &format!(r#"ops_addr = "127.0.0.1:{port}""#),
+    );
     let _settings = ns.settings(&extra);
     let w = spawn(&ns, "w1", &extra, &[]);
     wait_log(&w, "consuming").await;
@@ -374,4 +378,33 @@ async fn message_from_a_plain_amqp_client_is_executed() {
     let line = log.lines().find(|l| l.contains("log task")).unwrap();
     println!("{line}");
     assert!(line.contains("order") && line.contains("42"));
+    let ready = http_get(port, "/readyz").await;
+    assert!(ready.starts_with("HTTP/1.1 200"), "{ready}");
+    let metrics = http_get(port, "/metrics").await;
+    assert!(
+        metrics.contains(r#"drumbeat_tasks_total{queue="q",outcome="done"} 1"#),
+        "{metrics}"
+    );
+    assert!(metrics.contains("drumbeat_tasks_in_flight 0"), "{metrics}");
+    let status = http_get(port, "/status").await;
+    assert!(
+        status.contains(r#""in_flight":0"#) && status.contains(r#""done":1"#),
+        "{status}"
+    );
+}
+
+/// A bare HTTP/1.1 GET against the ops endpoint (the tests crate has no HTTP client).
+async fn http_get(port: u16, path: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    let req = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut out = String::new();
+    tokio::time::timeout(Duration::from_secs(5), s.read_to_string(&mut out))
+        .await
+        .unwrap()
+        .unwrap();
+    out
 }
