@@ -408,3 +408,58 @@ async fn http_get(port: u16, path: &str) -> String {
         .unwrap();
     out
 }
+
+/// `worker check`: a good config prints normalised with the password redacted (exit 0); a bad
+/// one names the field path on stderr and exits 2, before connecting anywhere.
+#[tokio::test]
+async fn check_validates_config_and_redacts_secrets() {
+    let ns = TestNs::new("w-check");
+    let good = ns.config_file("good.toml", &worker_toml(3, ""));
+    let secret = ns.dir.join("secret.toml");
+    let text = std::fs::read_to_string(&good)
+        .unwrap()
+        .replace("guest:guest@", "guest:hunter2@");
+    std::fs::write(&secret, text).unwrap();
+    let out = std::process::Command::new(drumbeat_tests::bin_path("worker"))
+        .args(["--config", secret.to_str().unwrap(), "check"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    assert!(
+        stdout.contains("guest:***@") && !stdout.contains("hunter2"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("100ms, 200ms, 400ms, 800ms, 1s"),
+        "{stdout}"
+    );
+    for (extra, field) in [
+        ("[worker]\nprefetch = 0\n", "worker.prefetch"),
+        (
+            "[worker]\nhandler_timeout = \"45m\"\n",
+            "worker.handler_timeout",
+        ),
+        ("[worker]\nqueues = [\"a.b\"]\n", "worker.queues[0]"),
+        ("[worker]\nconcurency = 3\n", "concurency"),
+    ] {
+        let path = ns.dir.join("bad.toml");
+        std::fs::write(
+            &path,
+            format!(
+                "{}{extra}",
+                ns.base_toml().replace("guest:guest@", "guest:hunter2@")
+            ),
+        )
+        .unwrap();
+        let out = std::process::Command::new(drumbeat_tests::bin_path("worker"))
+            .args(["--config", path.to_str().unwrap(), "check"])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        println!("{field}: {}", stderr.trim());
+        assert_eq!(out.status.code(), Some(2), "{stderr}");
+        assert!(stderr.contains(field), "{stderr}");
+        assert!(!stderr.contains("hunter2"), "{stderr}");
+    }
+}
