@@ -7,7 +7,7 @@ use anyhow::Context;
 use chrono::{DateTime, Utc};
 use clap::{Parser, Subcommand};
 use drumbeat_beat::{Beat, SystemClock};
-use drumbeat_common::cli::CommonArgs;
+use drumbeat_common::cli::{load_settings, print_stdout, CommonArgs};
 use drumbeat_common::Settings;
 
 /// drumbeat's scheduler: exactly one beat (the lease holder) publishes due fires.
@@ -43,18 +43,18 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     drumbeat_common::telemetry::init();
-    let settings = match Settings::load(&cli.common.config, cli.common.config_required()) {
+    let settings = match load_settings("beat", &cli.common) {
         Ok(s) => s,
-        Err(e) => {
-            eprintln!("beat: bad config: {e}");
-            return ExitCode::from(2);
-        }
+        Err(code) => return code,
     };
     let result = match cli.command.unwrap_or(Command::Run) {
         Command::Run => run(settings, cli.common.process_id()),
         Command::Check => {
-            println!("{:#}", settings.summary());
-            print!("{}", drumbeat_beat::preview::schedules_text(&settings.schedules, Utc::now(), 3));
+            print_stdout(&format!(
+                "{:#}\n{}",
+                settings.summary(),
+                drumbeat_beat::preview::schedules_text(&settings.schedules, Utc::now(), 3)
+            ));
             Ok(())
         }
         Command::Schedules { next, from, json } => {
@@ -66,11 +66,14 @@ fn main() -> ExitCode {
                     return ExitCode::from(2);
                 }
             };
-            if json {
-                println!("{}", drumbeat_beat::preview::schedules_json(&settings.schedules, from, next));
+            print_stdout(&if json {
+                format!(
+                    "{}\n",
+                    drumbeat_beat::preview::schedules_json(&settings.schedules, from, next)
+                )
             } else {
-                print!("{}", drumbeat_beat::preview::schedules_text(&settings.schedules, from, next));
-            }
+                drumbeat_beat::preview::schedules_text(&settings.schedules, from, next)
+            });
             Ok(())
         }
     };

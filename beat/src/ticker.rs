@@ -222,14 +222,16 @@ impl Ticker {
             tracing::warn!(failed = failed.len(), error = %first, retry_in = ?delay, "fires not confirmed; will retry");
             Some(self.clock.now() + chrono::Duration::from_std(delay).unwrap_or_default())
         };
+        // A confirmed fire is done for this term even if its cursor write failed: re-arming it
+        // "now" re-published it in a hot loop for as long as Redis stayed down inside the lease.
+        // The stored cursor catches up with the next successful advance; until then a successor
+        // may re-send these fires, with the same IDs.
         for (idx, t) in upto {
-            match (t, failed.contains_key(&idx), advanced) {
-                (Some(t), false, true) => plan.confirmed(idx, t),
-                (Some(t), true, true) => {
-                    plan.confirmed(idx, t);
-                    plan.retry_at(idx, retry_at.unwrap_or(confirmed_at));
-                }
-                _ => plan.retry_at(idx, retry_at.unwrap_or(confirmed_at)),
+            if let Some(t) = t {
+                plan.confirmed(idx, t);
+            }
+            if failed.contains_key(&idx) {
+                plan.retry_at(idx, retry_at.unwrap_or(confirmed_at));
             }
         }
         advanced || self.lease.may_publish()
@@ -248,7 +250,7 @@ impl Ticker {
                 false
             }
             Err(e) => {
-                tracing::warn!(error = %e, "cursor advance failed; fires will be re-sent with the same IDs");
+                tracing::warn!(error = %e, "cursor advance failed; a successor may re-send these fires (same IDs)");
                 false
             }
         }

@@ -1,1 +1,9 @@
+//! The beat against real Redis and RabbitMQ, as real processes with injected faults.
 
+mod failover;
+mod first_term;
+mod lease_steal;
+mod outage;
+mod race;
+mod support;
+mod unroutable;

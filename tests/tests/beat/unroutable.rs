@@ -1,0 +1,88 @@
+//! Work queue deleted under a running beat: returned fires are not confirmed, the cursor stays,
+//! and every missed fire is delivered once the queue is declared again.
+
+use std::time::Duration;
+
+use chrono::Utc;
+use drumbeat_common::amqp::Topology;
+use drumbeat_tests::{amqp, poll_until, TestNs, REDIS_URL};
+use lapin::options::QueueDeleteOptions;
+
+use super::support::{
+    audit_all, cursor, log_times, secs, start_leader, stop_clean, tick_config, Ledger,
+};
+
+const LONG: Duration = Duration::from_secs(15);
+const NOT_CONFIRMED: &str = "fires not confirmed";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unroutable_fires_keep_the_cursor_and_are_sent_once_the_queue_is_back() {
+    let ns = TestNs::new("beat-unroutable");
+    let cfg = tick_config(&ns);
+    let ledger = Ledger::start(&ns);
+    let mut b1 = start_leader(&ns, &cfg, "b1", &[]).await;
+    ledger.wait_count(2, LONG).await;
+
+    // Delete right after a fire arrived (quorum queues refuse `if-empty`), so the queue is
+    // almost surely empty; a fire deleted with it would be the test's doing, not the beat's.
+    let (_conn, ch) = amqp::channel().await;
+    let queue = format!("{}.default", ns.ns);
+    let n = ledger.seen().len();
+    ledger.wait_count(n + 1, LONG).await;
+    let lost = ch
+        .queue_delete(queue.as_str().into(), QueueDeleteOptions::default())
+        .await
+        .unwrap();
+    let deleted = Utc::now();
+    println!("queue deleted with {lost} message(s) in it");
+    let failed = poll_until("b1 to log unconfirmed fires", LONG, || async {
+        log_times(&b1, NOT_CONFIRMED).first().copied()
+    })
+    .await;
+    println!(
+        "queue deleted: first unconfirmed fire logged after {:.2}s",
+        secs(deleted, failed)
+    );
+    assert!(
+        b1.log_text().contains("unroutable"),
+        "the failure names the return"
+    );
+    let held = cursor(&ns, REDIS_URL).await.unwrap();
+    assert!(
+        held <= deleted,
+        "cursor {held} passed the deletion at {deleted}"
+    );
+    tokio::time::sleep(Duration::from_secs(3)).await; // the cursor must stay put meanwhile
+    assert_eq!(
+        cursor(&ns, REDIS_URL).await,
+        Some(held),
+        "cursor advanced past returned fires"
+    );
+
+    Topology::new(&ns.ns, Duration::from_secs(3))
+        .declare_queue(&ch, "default")
+        .await
+        .unwrap();
+    let redeclared = Utc::now();
+    let caught_up = poll_until("the cursor to catch up", LONG, || async {
+        let c = cursor(&ns, REDIS_URL).await?;
+        (c >= redeclared - chrono::Duration::seconds(1)).then_some(Utc::now())
+    })
+    .await;
+    ledger.wait_fire_after(redeclared, LONG).await;
+    println!(
+        "queue back: cursor caught up after {:.2}s; {} unconfirmed-fire warnings",
+        secs(redeclared, caught_up),
+        log_times(&b1, NOT_CONFIRMED).len()
+    );
+    stop_clean(&mut b1);
+    let fires = ledger.finish(Duration::from_millis(1500)).await;
+    let (mut audit, from, to) = audit_all("unroutable", &fires);
+    assert!(from < deleted && to > redeclared, "window spans the outage");
+    if lost > 0 {
+        // Only fires due after the deletion count: earlier ones may have gone with the queue.
+        audit = super::support::audit(&fires, deleted + chrono::Duration::seconds(1), to, 1);
+    }
+    assert!(audit.missing.is_empty(), "fires lost: {:?}", audit.missing);
+    assert_eq!(audit.duplicates, 0, "returned fires were never enqueued");
+}
