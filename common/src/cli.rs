@@ -1,12 +1,21 @@
 //! Flags shared by `beat` and `worker` (DESIGN.md §1).
 
+use std::io::Write;
 use std::path::PathBuf;
+use std::process::ExitCode;
+
+use crate::Settings;
 
 /// `--config` and `--id`, flattened into each binary's clap parser.
 #[derive(Debug, Clone, clap::Args)]
 pub struct CommonArgs {
     /// Configuration file (TOML). Settings can be overridden with DRUMBEAT__SECTION__KEY.
-    #[arg(long, env = "DRUMBEAT_CONFIG", default_value = "./drumbeat.toml", global = true)]
+    #[arg(
+        long,
+        env = "DRUMBEAT_CONFIG",
+        default_value = "./drumbeat.toml",
+        global = true
+    )]
     pub config: PathBuf,
     /// Name of this process in the lease and logs; default hostname-pid.
     #[arg(long, global = true)]
@@ -29,4 +38,19 @@ impl CommonArgs {
             format!("{host}-{}", std::process::id())
         })
     }
+}
+
+/// Loads and validates the settings named by `args`; on failure prints
+/// `{bin}: bad config: {field.path}: {what}` to stderr and returns exit code 2 (DESIGN.md §1).
+pub fn load_settings(bin: &str, args: &CommonArgs) -> Result<Settings, ExitCode> {
+    Settings::load(&args.config, args.config_required()).map_err(|e| {
+        eprintln!("{bin}: bad config: {e}");
+        ExitCode::from(2)
+    })
+}
+
+/// Writes `text` to stdout; a closed pipe (`beat check | head`) is not an error.
+pub fn print_stdout(text: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
 }

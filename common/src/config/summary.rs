@@ -3,6 +3,7 @@
 
 use serde_json::{json, Value};
 
+use super::retry::tier_label;
 use super::{RetryPolicy, Settings};
 use crate::schedule::Trigger;
 
@@ -51,6 +52,13 @@ impl Settings {
                 "done_ttl": dur(self.worker.done_ttl),
                 "ops_addr": addr(&self.worker.ops_addr),
                 "retry": retry(&self.worker.retry),
+                "queue_policies": self.worker.queues.iter().map(|q| {
+                    let p = self.retry_policy(q);
+                    let tiers: Vec<String> = p.tiers().into_iter().map(tier_label).collect();
+                    let mut v = retry(p);
+                    v["delay_tiers"] = json!(tiers.join(", "));
+                    (q.clone(), v)
+                }).collect::<serde_json::Map<_, _>>(),
             },
             "queues": self.queue_retry.iter()
                 .map(|(q, r)| (q.clone(), json!({ "retry": retry(r) })))
