@@ -27,7 +27,13 @@ pub struct Proc {
 }
 
 impl Proc {
-    pub fn spawn(bin: &str, args: &[&str], envs: &[(&str, &str)], log_dir: &Path, name: &str) -> Self {
+    pub fn spawn(
+        bin: &str,
+        args: &[&str],
+        envs: &[(&str, &str)],
+        log_dir: &Path,
+        name: &str,
+    ) -> Self {
         let log = log_dir.join(format!("{name}.log"));
         let out = std::fs::File::create(&log).unwrap();
         let err = out.try_clone().unwrap();
@@ -36,7 +42,10 @@ impl Proc {
             .stdin(Stdio::null())
             .stdout(out)
             .stderr(err)
-            .env("RUST_LOG", std::env::var("DRUMBEAT_TEST_LOG").unwrap_or_else(|_| "info".into()));
+            .env(
+                "RUST_LOG",
+                std::env::var("DRUMBEAT_TEST_LOG").unwrap_or_else(|_| "info".into()),
+            );
         for (k, v) in envs {
             cmd.env(k, v);
         }
@@ -145,6 +154,11 @@ impl PrivateRedis {
             std::thread::sleep(Duration::from_millis(20));
         }
         panic!("private redis-server did not start");
+    }
+
+    /// Process id of the running server (to SIGSTOP/SIGCONT it), if started.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
     }
 
     pub fn kill(&mut self) {

@@ -3,6 +3,7 @@
 mod failover;
 mod first_term;
 mod lease_steal;
+mod ledger;
 mod outage;
 mod race;
 mod support;

@@ -7,7 +7,7 @@ use chrono::{Duration as Span, Utc};
 use drumbeat_tests::{PrivateRedis, TestNs};
 
 use super::support::{
-    audit, secs, start_leader, stop_clean, tick_config, to_role, wait_log, Ledger, TTL,
+    audit, audit_all, secs, start_leader, stop_clean, tick_config, to_role, wait_log, Ledger, TTL,
 };
 
 const LONG: Duration = Duration::from_secs(15);
@@ -105,4 +105,72 @@ fn cpu_ms(pid: u32) -> u64 {
         .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
         .unwrap_or(100);
     ticks * 1000 / hz
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hung_redis_fences_by_the_deadline_then_catches_up_from_the_cursor() {
+    let ns = TestNs::new("beat-redishung");
+    let redis = PrivateRedis::start();
+    let url = redis.url();
+    let pid = redis.pid().unwrap().to_string();
+    let cfg = tick_config(&ns);
+    let ledger = Ledger::start(&ns);
+    let mut b1 = start_leader(&ns, &cfg, "b1", &[("DRUMBEAT__REDIS__URL", &url)]).await;
+    ledger.wait_count(2, LONG).await;
+
+    // A stopped server accepts connections and never answers: every call must time out.
+    let hung = Utc::now();
+    signal(&pid, "STOP");
+    let fenced = wait_log(&b1, &to_role("fenced"), 1, LONG).await;
+    let to_fence = secs(hung, fenced);
+    println!("redis hung: b1 logged fenced after {to_fence:.2}s (ttl {TTL:?})");
+    let deadline = hung + Span::from_std(TTL).unwrap();
+    ledger.wait_fire_after(hung, LONG).await; // maybe sent before the deadline
+    tokio::time::sleep(Duration::from_secs(2)).await; // a stray publish would show by now
+    let late: Vec<_> = ledger
+        .fires()
+        .into_iter()
+        .filter(|f| *f > deadline)
+        .collect();
+    assert!(late.is_empty(), "fired past the lease deadline: {late:?}");
+    assert!(
+        to_fence <= TTL.as_secs_f64() + 2.5,
+        "fenced logged {to_fence:.2}s after"
+    );
+
+    let resumed = Utc::now();
+    signal(&pid, "CONT");
+    let back = wait_log(&b1, &to_role("leader"), 2, LONG).await;
+    let caught = ledger.wait_fire_after(resumed, LONG).await;
+    println!(
+        "redis resumed: b1 leader after {:.2}s, caught up after {:.2}s",
+        secs(resumed, back),
+        secs(resumed, caught.got)
+    );
+    ledger.wait_fire_after(back + Span::seconds(2), LONG).await;
+    stop_clean(&mut b1);
+    let fires = ledger.finish(Duration::from_millis(1500)).await;
+    let (audit, from, _) = audit_all("redis hung", &fires);
+    assert!(from < hung, "window spans the hang");
+    assert!(audit.missing.is_empty(), "fires lost: {:?}", audit.missing);
+    // Fires confirmed while the cursor write timed out are re-sent (same IDs) by the next term,
+    // which resumes from the stored cursor; no other fire may appear twice.
+    let twice: std::collections::BTreeSet<_> = fires
+        .iter()
+        .filter(|f| fires.iter().filter(|g| g == f).count() > 1)
+        .collect();
+    println!("redis hung: sent twice {twice:?}");
+    let window = (hung - Span::seconds(1), deadline);
+    assert!(
+        twice.iter().all(|f| **f >= window.0 && **f <= window.1),
+        "duplicates outside the hang: {twice:?}"
+    );
+}
+
+fn signal(pid: &str, sig: &str) {
+    let ok = std::process::Command::new("kill")
+        .args([&format!("-{sig}"), pid])
+        .status()
+        .unwrap();
+    assert!(ok.success(), "kill -{sig} {pid}");
 }
