@@ -9,7 +9,7 @@ use drumbeat_tests::{amqp, poll_until, TestNs, REDIS_URL};
 use lapin::options::QueueDeleteOptions;
 
 use super::support::{
-    audit_all, cursor, log_times, secs, start_leader, stop_clean, tick_config, Ledger,
+    audit_all, beat_toml, cursor, log_times, secs, start_leader, stop_clean, Ledger,
 };
 
 const LONG: Duration = Duration::from_secs(15);
@@ -18,7 +18,9 @@ const NOT_CONFIRMED: &str = "fires not confirmed";
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unroutable_fires_keep_the_cursor_and_are_sent_once_the_queue_is_back() {
     let ns = TestNs::new("beat-unroutable");
-    let cfg = tick_config(&ns);
+    let port = drumbeat_tests::procs::free_port();
+    let toml = beat_toml("1s").replace("\"off\"", &format!("\"127.0.0.1:{port}\""));
+    let cfg = ns.config_file("beat.toml", &toml);
     let ledger = Ledger::start(&ns);
     let mut b1 = start_leader(&ns, &cfg, "b1", &[]).await;
     ledger.wait_count(2, LONG).await;
@@ -34,6 +36,7 @@ async fn unroutable_fires_keep_the_cursor_and_are_sent_once_the_queue_is_back() 
         .await
         .unwrap();
     let deleted = Utc::now();
+    let sent_before = metric(port, "fires_sent").await;
     println!("queue deleted with {lost} message(s) in it");
     let failed = poll_until("b1 to log unconfirmed fires", LONG, || async {
         log_times(&b1, NOT_CONFIRMED).first().copied()
@@ -52,7 +55,15 @@ async fn unroutable_fires_keep_the_cursor_and_are_sent_once_the_queue_is_back() 
         held <= deleted,
         "cursor {held} passed the deletion at {deleted}"
     );
+    let sent_then = metric(port, "fires_sent").await;
     tokio::time::sleep(Duration::from_secs(3)).await; // the cursor must stay put meanwhile
+    let (sent_now, failures) = (
+        metric(port, "fires_sent").await,
+        metric(port, "publish_failures").await,
+    );
+    println!("queue deleted: fires_sent {sent_before} -> {sent_then} -> {sent_now}, publish_failures {failures}");
+    assert_eq!(sent_now, sent_then, "returned fires counted as sent");
+    assert!(failures >= 3.0, "returned fires counted as failures");
     assert_eq!(
         cursor(&ns, REDIS_URL).await,
         Some(held),
@@ -85,4 +96,21 @@ async fn unroutable_fires_keep_the_cursor_and_are_sent_once_the_queue_is_back() 
     }
     assert!(audit.missing.is_empty(), "fires lost: {:?}", audit.missing);
     assert_eq!(audit.duplicates, 0, "returned fires were never enqueued");
+}
+
+/// A counter from the beat's `/metrics` (any series whose name contains `name`).
+async fn metric(port: u16, name: &str) -> f64 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    s.write_all(b"GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut body = String::new();
+    s.read_to_string(&mut body).await.unwrap();
+    body.lines()
+        .filter(|l| !l.starts_with('#') && l.contains(name))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
 }
