@@ -154,4 +154,26 @@ pub fn stop_clean(p: &mut Proc) {
         "{} exit status after SIGTERM",
         p.name
     );
+    assert_transitions_chain(p);
+}
+
+/// Each role change is logged once: every `from` is the previous `to`, starting at standby.
+pub fn assert_transitions_chain(p: &Proc) {
+    let mut last = "standby".to_string();
+    for line in log_of(p)
+        .lines()
+        .filter(|l| l.contains("beat role changed"))
+    {
+        let field = |k: &str| {
+            let rest = line
+                .split_once(&format!("{k}=\""))
+                .map(|x| x.1)
+                .unwrap_or_default();
+            rest.split('"').next().unwrap_or_default().to_string()
+        };
+        let (from, to) = (field("from"), field("to"));
+        assert_eq!(from, last, "{}: transition out of order: {line}", p.name);
+        assert_ne!(from, to, "{}: logged a non-change: {line}", p.name);
+        last = to;
+    }
 }

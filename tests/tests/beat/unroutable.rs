@@ -13,7 +13,10 @@ use super::support::{
 };
 
 const LONG: Duration = Duration::from_secs(15);
-const NOT_CONFIRMED: &str = "fires not confirmed";
+/// The warning of a returned (unroutable) fire; "fires not confirmed" alone also covers the
+/// first fire of a beat that leads before its broker link is up.
+const RETURNED: &str =
+    "fires not confirmed; will retry failed=1 error=publish returned as unroutable";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unroutable_fires_keep_the_cursor_and_are_sent_once_the_queue_is_back() {
@@ -39,16 +42,12 @@ async fn unroutable_fires_keep_the_cursor_and_are_sent_once_the_queue_is_back() 
     let sent_before = metric(port, "fires_sent").await;
     println!("queue deleted with {lost} message(s) in it");
     let failed = poll_until("b1 to log unconfirmed fires", LONG, || async {
-        log_times(&b1, NOT_CONFIRMED).first().copied()
+        log_times(&b1, RETURNED).into_iter().find(|t| *t >= deleted)
     })
     .await;
     println!(
         "queue deleted: first unconfirmed fire logged after {:.2}s",
         secs(deleted, failed)
-    );
-    assert!(
-        b1.log_text().contains("unroutable"),
-        "the failure names the return"
     );
     let held = cursor(&ns, REDIS_URL).await.unwrap();
     assert!(
@@ -82,9 +81,9 @@ async fn unroutable_fires_keep_the_cursor_and_are_sent_once_the_queue_is_back() 
     .await;
     ledger.wait_fire_after(redeclared, LONG).await;
     println!(
-        "queue back: cursor caught up after {:.2}s; {} unconfirmed-fire warnings",
+        "queue back: cursor caught up after {:.2}s; {} returned-fire warnings",
         secs(redeclared, caught_up),
-        log_times(&b1, NOT_CONFIRMED).len()
+        log_times(&b1, RETURNED).len()
     );
     stop_clean(&mut b1);
     let fires = ledger.finish(Duration::from_millis(1500)).await;
