@@ -115,6 +115,7 @@ impl Beat {
             publisher: pub_rx,
             metrics: self.metrics.clone(),
             status: self.status.clone(),
+            confirmed: Vec::new(),
         };
         tracing::info!(id = %self.id, schedules = s.schedules.len(), "beat started");
         ticker.run(shutdown).await;
@@ -138,7 +139,12 @@ struct BeatOps {
 impl OpsState for BeatOps {
     fn ready(&self) -> bool {
         let redis = self.status.lock().map(|s| s.redis_ok).unwrap_or(false);
-        redis && self.publisher.borrow().as_ref().is_some_and(|p| p.is_open())
+        redis
+            && self
+                .publisher
+                .borrow()
+                .as_ref()
+                .is_some_and(|p| p.is_open())
     }
 
     fn status(&self) -> serde_json::Value {

@@ -34,7 +34,8 @@ pub struct OffsetClock {
 impl OffsetClock {
     /// Moves this clock by `by` (negative goes back).
     pub fn jump(&self, by: ChronoDuration) {
-        self.offset_ms.fetch_add(by.num_milliseconds(), Ordering::SeqCst);
+        self.offset_ms
+            .fetch_add(by.num_milliseconds(), Ordering::SeqCst);
     }
 }
 

@@ -142,7 +142,11 @@ impl Cursors {
         Ok(())
     }
 
-    fn keys_args(&self, token: &str, chunk: &[(&str, DateTime<Utc>)]) -> (Vec<String>, Vec<String>) {
+    fn keys_args(
+        &self,
+        token: &str,
+        chunk: &[(&str, DateTime<Utc>)],
+    ) -> (Vec<String>, Vec<String>) {
         let mut keys = vec![self.lease_key.clone()];
         let mut args = vec![token.to_string()];
         for (name, t) in chunk {

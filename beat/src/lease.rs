@@ -215,6 +215,10 @@ impl Lease {
             .redis
             .timed(redis::cmd("GET").arg(&self.key).query_async(&mut conn))
             .await?;
-        Ok(v.map(|v| v.rsplit_once(' ').map(|(id, _)| id.to_string()).unwrap_or(v)))
+        Ok(v.map(|v| {
+            v.rsplit_once(' ')
+                .map(|(id, _)| id.to_string())
+                .unwrap_or(v)
+        }))
     }
 }

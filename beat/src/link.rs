@@ -15,17 +15,15 @@ pub async fn link_loop(
     tx: watch::Sender<Option<Publisher>>,
     stop: CancellationToken,
 ) {
-    let mut backoff = drumbeat_common::backoff::Backoff::new(
-        Duration::from_millis(200),
-        Duration::from_secs(30),
-    );
+    let mut backoff =
+        drumbeat_common::backoff::Backoff::new(Duration::from_millis(200), Duration::from_secs(30));
     loop {
         let Some(conn) = connector.connect(&stop).await else {
             break;
         };
         let opened = async {
-            let p = Publisher::open(&conn, connector.op_timeout(), connector.confirm_timeout())
-                .await?;
+            let p =
+                Publisher::open(&conn, connector.op_timeout(), connector.confirm_timeout()).await?;
             for q in &queues {
                 topology.declare_queue(p.channel(), q).await?;
             }

@@ -51,8 +51,16 @@ impl BeatMetrics {
             registry: MetricsRegistry::default(),
         };
         let r = &m.registry;
-        r.register("fires_sent", "Fires confirmed by the broker", m.fires_sent.clone());
-        r.register("fires_skipped", "Fires dropped by catch_up", m.fires_skipped.clone());
+        r.register(
+            "fires_sent",
+            "Fires confirmed by the broker",
+            m.fires_sent.clone(),
+        );
+        r.register(
+            "fires_skipped",
+            "Fires dropped by catch_up",
+            m.fires_skipped.clone(),
+        );
         r.register(
             "publish_failures",
             "Fire publishes nacked, returned, timed out or not sent",
@@ -63,7 +71,11 @@ impl BeatMetrics {
             "Beat role changes",
             m.lease_transitions.clone(),
         );
-        r.register("beat_leader", "1 while this beat leads", m.is_leader.clone());
+        r.register(
+            "beat_leader",
+            "1 while this beat leads",
+            m.is_leader.clone(),
+        );
         r.register(
             "fire_lag_seconds",
             "Fire time to confirmed publish",
@@ -110,9 +122,7 @@ pub type Status = Arc<Mutex<StatusBoard>>;
 
 /// Renders the status JSON (at most 1000 schedules listed).
 pub fn status_json(id: &str, s: &StatusBoard) -> serde_json::Value {
-    let fmt = |t: &Option<DateTime<Utc>>| {
-        t.map(|t| t.to_rfc3339_opts(SecondsFormat::Secs, true))
-    };
+    let fmt = |t: &Option<DateTime<Utc>>| t.map(|t| t.to_rfc3339_opts(SecondsFormat::Secs, true));
     serde_json::json!({
         "id": id,
         "role": s.role.map(Role::as_str).unwrap_or("standby"),

@@ -80,9 +80,7 @@ impl Plan {
     /// The next fire of `idx` after its cursor, if any.
     pub fn next_fire(&self, idx: usize) -> Option<DateTime<Utc>> {
         let e = &self.entries[idx];
-        e.schedule
-            .trigger
-            .next_after(e.cursor, e.schedule.timezone)
+        e.schedule.trigger.next_after(e.cursor, e.schedule.timezone)
     }
 
     /// Number of schedules.
@@ -239,7 +237,10 @@ mod tests {
     #[test]
     fn sleeps_until_the_earliest_schedule() {
         let mut p = Plan::new(
-            &[every("a", 10, 60, CatchUp::Latest), every("b", 3, 60, CatchUp::Latest)],
+            &[
+                every("a", 10, 60, CatchUp::Latest),
+                every("b", 3, 60, CatchUp::Latest),
+            ],
             &[t(0), t(0)],
         );
         assert_eq!(p.next_wake(), Some(t(3)));
@@ -277,7 +278,11 @@ mod tests {
             assert!(fires.windows(2).all(|w| w[0].at < w[1].at));
             assert_eq!(fires.last().unwrap().at, t(1010));
             if sent_old > 0 {
-                assert_eq!(fires[sent_old - 1].at, t(999), "{policy:?} keeps the newest old fires");
+                assert_eq!(
+                    fires[sent_old - 1].at,
+                    t(999),
+                    "{policy:?} keeps the newest old fires"
+                );
                 assert_eq!(sk[0].range, (t(1), t(999 - sent_old as i64)));
             }
         }
@@ -322,6 +327,9 @@ mod tests {
         p.confirmed(0, t(1));
         p.retry_at(0, t(3));
         let (fires, _) = p.take_due(t(3));
-        assert_eq!(fires.iter().map(|f| f.at).collect::<Vec<_>>(), vec![t(2), t(3)]);
+        assert_eq!(
+            fires.iter().map(|f| f.at).collect::<Vec<_>>(),
+            vec![t(2), t(3)]
+        );
     }
 }

@@ -27,12 +27,19 @@ pub enum FireError {
 
 /// The dedup ID of a scheduled fire: `sched:{name}:{fire time UTC, seconds, Z}`.
 pub fn fire_id(schedule: &str, at: DateTime<Utc>) -> String {
-    format!("sched:{schedule}:{}", at.to_rfc3339_opts(SecondsFormat::Secs, true))
+    format!(
+        "sched:{schedule}:{}",
+        at.to_rfc3339_opts(SecondsFormat::Secs, true)
+    )
 }
 
 /// The envelope a fire carries.
 pub fn envelope(schedule: &Schedule, at: DateTime<Utc>) -> Envelope {
-    let mut env = Envelope::new(fire_id(&schedule.name, at), &schedule.task, schedule.args.clone());
+    let mut env = Envelope::new(
+        fire_id(&schedule.name, at),
+        &schedule.task,
+        schedule.args.clone(),
+    );
     env.schedule = Some(schedule.name.clone());
     env.fire_time = Some(at.to_rfc3339_opts(SecondsFormat::Secs, true));
     env.expires_at = schedule
@@ -60,7 +67,12 @@ pub async fn publish_batch(
             }
             let env = envelope(schedule, *at);
             let sent = publisher
-                .start(&exchange, &schedule.queue, &env.encode(), task_properties(&env.id, 1))
+                .start(
+                    &exchange,
+                    &schedule.queue,
+                    &env.encode(),
+                    task_properties(&env.id, 1),
+                )
                 .await
                 .map_err(FireError::from);
             pending.push(sent);

@@ -37,19 +37,21 @@ pub async fn lease_loop(
             }
             _ => {}
         }
+        // Only ask who holds the lease when Redis just answered: after a failed round this
+        // extra call would only delay the next renew attempt.
         let holder = match round {
-            Ok(Renewal::Held) => None,
-            _ => lease.holder().await.ok().flatten(),
+            Ok(Renewal::NotHeld) => lease.holder().await.ok().flatten(),
+            _ => None,
         };
         let role = lease.role();
         if let Ok(mut s) = status.lock() {
             s.role = Some(role);
             s.redis_ok = !redis_down;
-            s.holder = if role == Role::Leader {
-                lease.token().rsplit_once(' ').map(|(id, _)| id.to_string())
-            } else {
-                holder
-            };
+            if role == Role::Leader {
+                s.holder = lease.token().rsplit_once(' ').map(|(id, _)| id.to_string());
+            } else if holder.is_some() || !redis_down {
+                s.holder = holder;
+            }
         }
         if role != last_role {
             announce(last_role, role, &metrics);

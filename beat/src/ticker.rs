@@ -42,6 +42,10 @@ pub struct Ticker {
     pub metrics: BeatMetrics,
     /// `/status`.
     pub status: Status,
+    /// Fires this process saw confirmed in earlier terms, per schedule: a new term starts from
+    /// the later of this and the stored cursor, so fires confirmed while a cursor write failed
+    /// (Redis hung inside the lease) are not re-sent by the same process.
+    pub confirmed: Vec<Option<DateTime<Utc>>>,
 }
 
 impl Ticker {
@@ -58,7 +62,10 @@ impl Ticker {
             }
             let term = self.lease.term();
             match self.start_term().await {
-                Ok(plan) => self.lead(plan, term, &stop).await,
+                Ok(plan) => {
+                    let plan = self.lead(plan, term, &stop).await;
+                    self.confirmed = (0..plan.len()).map(|i| Some(plan.cursor(i))).collect();
+                }
                 Err(e) => {
                     tracing::warn!(error = %e, "could not start the term; retrying");
                     tokio::select! {
@@ -92,7 +99,14 @@ impl Ticker {
         let cursors: Vec<DateTime<Utc>> = names
             .iter()
             .zip(loaded)
-            .map(|(n, c)| c.or_else(|| written.get(n).copied()).unwrap_or(now))
+            .enumerate()
+            .map(|(i, (n, c))| {
+                let stored = c.or_else(|| written.get(n).copied()).unwrap_or(now);
+                match self.confirmed.get(i).copied().flatten() {
+                    Some(ours) if ours > stored => ours,
+                    _ => stored,
+                }
+            })
             .collect();
         tracing::info!(
             schedules = names.len(),
@@ -102,20 +116,21 @@ impl Ticker {
         Ok(Plan::new(&self.schedules, &cursors))
     }
 
-    async fn lead(&mut self, mut plan: Plan, term: u64, stop: &CancellationToken) {
+    /// Leads until the term ends; returns the plan so its confirmed cursors outlive the term.
+    async fn lead(&mut self, mut plan: Plan, term: u64, stop: &CancellationToken) -> Plan {
         let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(10));
         let mut last_status = tokio::time::Instant::now() - MAX_SLEEP;
         loop {
             if stop.is_cancelled() || !self.lease.may_publish() || self.lease.term() != term {
-                return;
+                return plan;
             }
             let now = self.clock.now();
             let (fires, skipped) = plan.take_due(now);
             if !skipped.is_empty() && !self.record_skipped(&plan, &skipped).await {
-                return;
+                return plan;
             }
             if !fires.is_empty() && !self.send(&mut plan, fires, &mut backoff).await {
-                return;
+                return plan;
             }
             if last_status.elapsed() >= MAX_SLEEP {
                 self.refresh_status(&plan);
@@ -130,7 +145,7 @@ impl Ticker {
                 continue;
             }
             tokio::select! {
-                _ = stop.cancelled() => return,
+                _ = stop.cancelled() => return plan,
                 _ = self.roles.changed() => {}
                 _ = tokio::time::sleep(sleep) => {}
             }
@@ -167,6 +182,14 @@ impl Ticker {
         fires: Vec<crate::plan::Fire>,
         backoff: &mut Backoff,
     ) -> bool {
+        if self.publisher.borrow().is_none() {
+            // Just elected or reconnecting: give the link a moment before counting failures.
+            let _ = tokio::time::timeout(
+                Duration::from_secs(2),
+                self.publisher.wait_for(|p| p.is_some()),
+            )
+            .await;
+        }
         let publisher = self.publisher.borrow().clone();
         let results: Vec<Result<(), FireError>> = match &publisher {
             Some(p) => {
@@ -217,7 +240,11 @@ impl Ticker {
             None
         } else {
             let delay = backoff.next_delay();
-            let first = failed.values().next().map(ToString::to_string).unwrap_or_default();
+            let first = failed
+                .values()
+                .next()
+                .map(ToString::to_string)
+                .unwrap_or_default();
             self.metrics.publish_failures.inc_by(failed.len() as u64);
             tracing::warn!(failed = failed.len(), error = %first, retry_in = ?delay, "fires not confirmed; will retry");
             Some(self.clock.now() + chrono::Duration::from_std(delay).unwrap_or_default())
@@ -266,7 +293,11 @@ impl Ticker {
             .collect();
         if let Ok(mut s) = self.status.lock() {
             s.schedules = rows;
-            s.amqp_ok = self.publisher.borrow().as_ref().is_some_and(|p| p.is_open());
+            s.amqp_ok = self
+                .publisher
+                .borrow()
+                .as_ref()
+                .is_some_and(|p| p.is_open());
         }
     }
 }
