@@ -34,12 +34,19 @@ async fn main() -> std::io::Result<()> {
                             .to_string()
                     };
                     let id = h("idempotency-key");
-                    let again = !seen.lock().map(|mut s| s.insert(id.clone())).unwrap_or(true);
+                    let again = !seen
+                        .lock()
+                        .map(|mut s| s.insert(id.clone()))
+                        .unwrap_or(true);
                     println!(
                         "{}  fire {id}  attempt {}{}  {body}",
                         chrono::Utc::now().format("%H:%M:%S%.3f"),
                         h("x-drumbeat-attempt"),
-                        if again { "  (AGAIN: same id seen before)" } else { "" },
+                        if again {
+                            "  (AGAIN: same id seen before)"
+                        } else {
+                            ""
+                        },
                     );
                     "ok\n"
                 }

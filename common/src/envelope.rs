@@ -190,7 +190,9 @@ impl Envelope {
             )));
         }
         if self.task.is_empty() {
-            return Err(DecodeError::InvalidEnvelope("`task` must not be empty".into()));
+            return Err(DecodeError::InvalidEnvelope(
+                "`task` must not be empty".into(),
+            ));
         }
         Ok(())
     }

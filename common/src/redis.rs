@@ -101,10 +101,8 @@ impl Redis {
     /// `PING` under the deadline: readiness checks.
     pub async fn ping(&self) -> Result<(), RedisError> {
         let mut conn = self.conn().await?;
-        self.timed(
-            deadpool_redis::redis::cmd("PING").query_async::<String>(&mut conn),
-        )
-        .await
-        .map(|_| ())
+        self.timed(deadpool_redis::redis::cmd("PING").query_async::<String>(&mut conn))
+            .await
+            .map(|_| ())
     }
 }

@@ -104,8 +104,11 @@ mod tests {
 
     #[test]
     fn password_never_printed() {
-        let u = SecretUrl::parse("amqp://guest:hunter2@127.0.0.1:5672/%2f", &["amqp", "amqps"])
-            .unwrap();
+        let u = SecretUrl::parse(
+            "amqp://guest:hunter2@127.0.0.1:5672/%2f",
+            &["amqp", "amqps"],
+        )
+        .unwrap();
         for shown in [format!("{u}"), format!("{u:?}"), u.redacted().to_string()] {
             assert!(!shown.contains("hunter2"), "{shown}");
             assert!(shown.contains("***"), "{shown}");

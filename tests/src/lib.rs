@@ -143,12 +143,12 @@ async fn cleanup(ns: &str, queues: &[String]) {
     if let Ok(conn) = amqp::connect().await {
         if let Ok(ch) = conn.create_channel().await {
             for q in queues {
-                let _ = ch
-                    .queue_delete(q.as_str().into(), Default::default())
-                    .await;
+                let _ = ch.queue_delete(q.as_str().into(), Default::default()).await;
             }
             for x in [format!("{ns}.tasks"), format!("{ns}.dead")] {
-                let _ = ch.exchange_delete(x.as_str().into(), Default::default()).await;
+                let _ = ch
+                    .exchange_delete(x.as_str().into(), Default::default())
+                    .await;
             }
         }
         let _ = conn.close(200, "bye".into()).await;
@@ -161,7 +161,8 @@ async fn cleanup(ns: &str, queues: &[String]) {
                 .await
                 .unwrap_or_default();
             if !keys.is_empty() {
-                let _: redis::RedisResult<()> = redis::cmd("DEL").arg(keys).query_async(&mut c).await;
+                let _: redis::RedisResult<()> =
+                    redis::cmd("DEL").arg(keys).query_async(&mut c).await;
             }
         }
     }

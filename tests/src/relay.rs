@@ -27,7 +27,12 @@ impl Relay {
         let refusing = Arc::new(AtomicBool::new(false));
         let accepted = Arc::new(AtomicUsize::new(0));
         let stop = CancellationToken::new();
-        let (g, r, a, s) = (gen_holder.clone(), refusing.clone(), accepted.clone(), stop.clone());
+        let (g, r, a, s) = (
+            gen_holder.clone(),
+            refusing.clone(),
+            accepted.clone(),
+            stop.clone(),
+        );
         tokio::spawn(async move {
             loop {
                 let (client, _) = tokio::select! {
@@ -41,7 +46,9 @@ impl Relay {
                 a.fetch_add(1, Ordering::SeqCst);
                 let cut = g.lock().unwrap().clone();
                 tokio::spawn(async move {
-                    let Ok(server) = TcpStream::connect(upstream).await else { return };
+                    let Ok(server) = TcpStream::connect(upstream).await else {
+                        return;
+                    };
                     let (mut c, mut sv) = (client, server);
                     tokio::select! {
                         _ = cut.cancelled() => {}

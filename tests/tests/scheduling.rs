@@ -46,7 +46,9 @@ async fn clock_jumps_back_and_forward() {
         async move { (m >= 3).then_some(()) }
     })
     .await;
-    seen.extend(ids(&amqp::drain(&ch, &queue, Duration::from_millis(100)).await));
+    seen.extend(ids(
+        &amqp::drain(&ch, &queue, Duration::from_millis(100)).await
+    ));
 
     // Back one hour: every fire after the cursor is now an hour away; nothing is re-sent.
     clock.jump(chrono::Duration::hours(-1));
@@ -60,9 +62,16 @@ async fn clock_jumps_back_and_forward() {
     .await;
     let after_back = ids(&amqp::drain(&ch, &queue, Duration::from_millis(100)).await);
     // A fire already in flight at the jump may still land; nothing may be re-sent.
-    assert!(metrics.fires_sent.get() - sent_before <= 1, "fired while the clock was an hour back");
+    assert!(
+        metrics.fires_sent.get() - sent_before <= 1,
+        "fired while the clock was an hour back"
+    );
     seen.extend(after_back);
-    assert_eq!(count_dupes(&seen), 0, "re-sent after jumping back: {seen:?}");
+    assert_eq!(
+        count_dupes(&seen),
+        0,
+        "re-sent after jumping back: {seen:?}"
+    );
 
     // Forward two hours (net +1h from real time): the hour in between follows catch_up.
     let skipped_before = metrics.fires_skipped.get();
@@ -117,10 +126,23 @@ fn schedules_next_prints_utc_and_local_json() {
         "[[schedules]]\nname = \"nightly\"\ntask = \"log\"\ncron = \"30 2 * * *\"\ntimezone = \"America/New_York\"\n",
     );
     let out = std::process::Command::new(drumbeat_tests::bin_path("beat"))
-        .args(["--config", cfg.to_str().unwrap(), "schedules", "--next", "3", "--from", "2027-03-12T12:00:00Z", "--json"])
+        .args([
+            "--config",
+            cfg.to_str().unwrap(),
+            "schedules",
+            "--next",
+            "3",
+            "--from",
+            "2027-03-12T12:00:00Z",
+            "--json",
+        ])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let fires = &v["schedules"][0]["fires"];
     assert_eq!(v["schedules"][0]["timezone"], "America/New_York");

@@ -65,12 +65,10 @@ impl Connector {
 
     /// One attempt, under the connect timeout.
     pub async fn connect_once(&self) -> Result<Connection, AmqpError> {
-        let mut uri: AMQPUri = self
-            .settings
-            .url
-            .expose()
-            .parse()
-            .map_err(|_| AmqpError::Connect("amqp.url cannot be parsed as an AMQP URI".into()))?;
+        let mut uri: AMQPUri =
+            self.settings.url.expose().parse().map_err(|_| {
+                AmqpError::Connect("amqp.url cannot be parsed as an AMQP URI".into())
+            })?;
         if uri.query.heartbeat.is_none() {
             uri.query.heartbeat = Some(DEFAULT_HEARTBEAT_SECS);
         }

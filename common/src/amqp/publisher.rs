@@ -158,7 +158,10 @@ impl PendingConfirm {
 /// Properties of a task drumbeat publishes: JSON, persistent, `message_id = id`, attempt header.
 pub fn task_properties(id: &str, attempt: u32) -> BasicProperties {
     let mut headers = FieldTable::default();
-    headers.insert(ATTEMPT_HEADER.into(), AMQPValue::LongLongInt(attempt.into()));
+    headers.insert(
+        ATTEMPT_HEADER.into(),
+        AMQPValue::LongLongInt(attempt.into()),
+    );
     BasicProperties::default()
         .with_content_type(CONTENT_TYPE.into())
         .with_delivery_mode(2)

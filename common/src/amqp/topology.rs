@@ -75,8 +75,14 @@ impl Topology {
         self.exchange(ch, &self.dead_exchange()).await?;
         let mut work = FieldTable::default();
         work.insert("x-queue-type".into(), str_value("quorum"));
-        work.insert("x-delivery-limit".into(), AMQPValue::LongLongInt(DELIVERY_LIMIT));
-        work.insert("x-dead-letter-exchange".into(), str_value(&self.dead_exchange()));
+        work.insert(
+            "x-delivery-limit".into(),
+            AMQPValue::LongLongInt(DELIVERY_LIMIT),
+        );
+        work.insert(
+            "x-dead-letter-exchange".into(),
+            str_value(&self.dead_exchange()),
+        );
         work.insert("x-dead-letter-routing-key".into(), str_value(queue));
         self.queue(ch, &self.work_queue(queue), work).await?;
         self.bind(ch, &self.work_queue(queue), &self.tasks_exchange(), queue)
@@ -99,7 +105,10 @@ impl Topology {
             let mut args = FieldTable::default();
             let ttl = i64::try_from(tier.as_millis()).unwrap_or(i64::MAX);
             args.insert("x-message-ttl".into(), AMQPValue::LongLongInt(ttl));
-            args.insert("x-dead-letter-exchange".into(), str_value(&self.tasks_exchange()));
+            args.insert(
+                "x-dead-letter-exchange".into(),
+                str_value(&self.tasks_exchange()),
+            );
             args.insert("x-dead-letter-routing-key".into(), str_value(queue));
             self.queue(ch, &self.retry_queue(queue, tier), args).await?;
         }

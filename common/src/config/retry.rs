@@ -101,15 +101,24 @@ mod tests {
         for attempt in 1..10 {
             let d = p.backoff_tier(attempt);
             let ideal = Duration::from_millis(100 * 2u64.pow(attempt - 1)).min(p.backoff_max);
-            assert!(d <= ideal && d * 2 >= ideal.min(p.backoff_max), "{attempt}: {d:?}");
+            assert!(
+                d <= ideal && d * 2 >= ideal.min(p.backoff_max),
+                "{attempt}: {d:?}"
+            );
         }
     }
 
     #[test]
     fn tier_at_least_rounds_up() {
         let p = policy(1000, 60_000);
-        assert_eq!(p.tier_at_least(Duration::from_millis(1500)), Duration::from_secs(2));
-        assert_eq!(p.tier_at_least(Duration::from_secs(3600)), Duration::from_secs(60));
+        assert_eq!(
+            p.tier_at_least(Duration::from_millis(1500)),
+            Duration::from_secs(2)
+        );
+        assert_eq!(
+            p.tier_at_least(Duration::from_secs(3600)),
+            Duration::from_secs(60)
+        );
         assert_eq!(p.tier_at_least(Duration::ZERO), Duration::from_secs(1));
     }
 }

@@ -33,7 +33,10 @@ pub(super) fn validate(raw: RawSettings) -> Result<Settings> {
     };
     let b = &raw.beat;
     if b.lease_ttl < Duration::from_millis(300) {
-        return Err(ConfigError::field("beat.lease_ttl", "must be at least 300ms"));
+        return Err(ConfigError::field(
+            "beat.lease_ttl",
+            "must be at least 300ms",
+        ));
     }
     if b.renew_every.is_zero() || b.renew_every > b.lease_ttl / 3 {
         return Err(ConfigError::field(
@@ -48,13 +51,19 @@ pub(super) fn validate(raw: RawSettings) -> Result<Settings> {
     };
     let w = &raw.worker;
     if w.queues.is_empty() {
-        return Err(ConfigError::field("worker.queues", "must name at least one queue"));
+        return Err(ConfigError::field(
+            "worker.queues",
+            "must name at least one queue",
+        ));
     }
     let mut queues = Vec::new();
     for (i, q) in w.queues.iter().enumerate() {
         let q = queue_name(&format!("worker.queues[{i}]"), q)?;
         if queues.contains(&q) {
-            return Err(ConfigError::field(format!("worker.queues[{i}]"), "listed twice"));
+            return Err(ConfigError::field(
+                format!("worker.queues[{i}]"),
+                "listed twice",
+            ));
         }
         queues.push(q);
     }
@@ -114,13 +123,19 @@ fn schedule(path: &str, s: &RawSchedule) -> Result<Schedule> {
         c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')
     })?;
     if s.task.trim().is_empty() || s.task.len() > 200 {
-        return Err(ConfigError::field(field("task"), "must be 1-200 characters"));
+        return Err(ConfigError::field(
+            field("task"),
+            "must be 1-200 characters",
+        ));
     }
     let queue = queue_name(&field("queue"), &s.queue)?;
     let timezone: Tz = s.timezone.parse().map_err(|_| {
         ConfigError::field(
             field("timezone"),
-            format!("unknown time zone `{}` (use an IANA name such as Europe/Berlin)", s.timezone),
+            format!(
+                "unknown time zone `{}` (use an IANA name such as Europe/Berlin)",
+                s.timezone
+            ),
         )
     })?;
     let trigger = match (&s.cron, &s.every, &s.at) {
@@ -208,7 +223,10 @@ fn url(path: &str, raw: &str, schemes: &'static [&'static str]) -> Result<Secret
 
 fn positive(path: &str, v: i64) -> Result<i64> {
     if v <= 0 {
-        return Err(ConfigError::field(path, format!("must be at least 1, got {v}")));
+        return Err(ConfigError::field(
+            path,
+            format!("must be at least 1, got {v}"),
+        ));
     }
     Ok(v)
 }
@@ -225,6 +243,9 @@ fn ops_addr(path: &str, v: &str) -> Result<Option<SocketAddr>> {
         return Ok(None);
     }
     v.parse().map(Some).map_err(|_| {
-        ConfigError::field(path, format!("`{v}` is not host:port (an IP address) or \"off\""))
+        ConfigError::field(
+            path,
+            format!("`{v}` is not host:port (an IP address) or \"off\""),
+        )
     })
 }

@@ -28,7 +28,9 @@ async fn topology_is_idempotent_and_matches_the_design() {
     let (conn, ch) = amqp::channel().await;
     for _ in 0..2 {
         topo.declare_queue(&ch, "default").await.unwrap();
-        topo.declare_retry_tiers(&ch, "default", &s.worker.retry).await.unwrap();
+        topo.declare_retry_tiers(&ch, "default", &s.worker.retry)
+            .await
+            .unwrap();
     }
     let work = queue_args(&format!("{}.default", ns.ns));
     assert!(work.contains("quorum"), "{work}");
@@ -50,26 +52,46 @@ async fn confirmed_publish_lands_and_unroutable_is_an_error() {
     let ns = TestNs::new("publisher");
     let s = ns.settings("");
     let topo = Topology::new(&ns.ns, T);
-    let conn = Connector::new(&s.amqp, "test").connect_once().await.unwrap();
+    let conn = Connector::new(&s.amqp, "test")
+        .connect_once()
+        .await
+        .unwrap();
     let p = Publisher::open(&conn, T, T).await.unwrap();
     topo.declare_queue(p.channel(), "default").await.unwrap();
     let body = br#"{"v":1,"id":"x1","task":"log"}"#;
-    p.publish(&topo.tasks_exchange(), "default", body, task_properties("x1", 1))
-        .await
-        .unwrap();
+    p.publish(
+        &topo.tasks_exchange(),
+        "default",
+        body,
+        task_properties("x1", 1),
+    )
+    .await
+    .unwrap();
     let (c2, ch) = amqp::channel().await;
     let got = amqp::drain(&ch, &topo.work_queue("default"), Duration::from_millis(200)).await;
     assert_eq!(got.len(), 1);
     assert_eq!(got[0].data, body);
     assert_eq!(
-        got[0].properties.message_id().as_ref().map(|m| m.to_string()),
+        got[0]
+            .properties
+            .message_id()
+            .as_ref()
+            .map(|m| m.to_string()),
         Some("x1".into())
     );
     let err = p
-        .publish(&topo.tasks_exchange(), "no-such-queue", body, task_properties("x2", 1))
+        .publish(
+            &topo.tasks_exchange(),
+            "no-such-queue",
+            body,
+            task_properties("x2", 1),
+        )
         .await
         .unwrap_err();
-    assert!(matches!(err, PublishError::Returned { code: 312, .. }), "{err:?}");
+    assert!(
+        matches!(err, PublishError::Returned { code: 312, .. }),
+        "{err:?}"
+    );
     let _ = c2.close(200, "bye".into()).await;
     let _ = conn.close(200, "bye".into()).await;
 }
@@ -92,17 +114,30 @@ async fn reconnects_with_growing_delays_and_publishes_again() {
     let p = Publisher::open(&conn, T, T).await.unwrap();
     topo.declare_queue(p.channel(), "default").await.unwrap();
     let body = br#"{"v":1,"id":"a","task":"log"}"#;
-    p.publish(&topo.tasks_exchange(), "default", body, task_properties("a", 1))
-        .await
-        .unwrap();
+    p.publish(
+        &topo.tasks_exchange(),
+        "default",
+        body,
+        task_properties("a", 1),
+    )
+    .await
+    .unwrap();
 
     // The broker side goes away and stays away for a while.
     relay.set_refusing(true);
     relay.cut();
     let err = p
-        .publish(&topo.tasks_exchange(), "default", body, task_properties("b", 1))
+        .publish(
+            &topo.tasks_exchange(),
+            "default",
+            body,
+            task_properties("b", 1),
+        )
         .await;
-    assert!(err.is_err(), "publish on a cut connection must fail, got {err:?}");
+    assert!(
+        err.is_err(),
+        "publish on a cut connection must fail, got {err:?}"
+    );
     let refuse_until = Instant::now() + Duration::from_millis(2500);
     let reopen = tokio::spawn(async move {
         tokio::time::sleep_until(refuse_until.into()).await;
@@ -115,15 +150,23 @@ async fn reconnects_with_growing_delays_and_publishes_again() {
     let _relay = reopen.await.unwrap();
     let delays = connector.retry_delays();
     println!("reconnected after {took:?}; delays between attempts: {delays:?}");
-    assert!(delays.len() >= 3, "expected several failed attempts: {delays:?}");
+    assert!(
+        delays.len() >= 3,
+        "expected several failed attempts: {delays:?}"
+    );
     assert!(
         delays.last().unwrap() > delays.first().unwrap(),
         "delays must grow: {delays:?}"
     );
     let p2 = Publisher::open(&conn2, T, T).await.unwrap();
-    p2.publish(&topo.tasks_exchange(), "default", body, task_properties("c", 1))
-        .await
-        .unwrap();
+    p2.publish(
+        &topo.tasks_exchange(),
+        "default",
+        body,
+        task_properties("c", 1),
+    )
+    .await
+    .unwrap();
     let (c3, ch) = amqp::channel().await;
     let got = amqp::drain(&ch, &topo.work_queue("default"), Duration::from_millis(200)).await;
     let ids: Vec<String> = got

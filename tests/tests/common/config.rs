@@ -31,7 +31,10 @@ fn refused_configs_name_the_field() {
             "schedules[0].timezone",
         ),
         (sched(""), "schedules[0]"),
-        (sched("every = \"1s\"\ncron = \"* * * * *\""), "schedules[0]"),
+        (
+            sched("every = \"1s\"\ncron = \"* * * * *\""),
+            "schedules[0]",
+        ),
         (
             sched("every = \"1s\"\nat = \"2027-01-01T00:00:00Z\""),
             "schedules[0]",
@@ -40,14 +43,23 @@ fn refused_configs_name_the_field() {
         (sched("every = \"0s\""), "schedules[0].every"),
         (sched("every = \"ten seconds\""), "schedules[0].every"),
         (sched("at = \"tomorrow\""), "schedules[0].at"),
-        (format!("{}{}", sched(ok_every), sched(ok_every)), "schedules[1].name"),
-        (sched(&format!("{ok_every}\ncatch_up = \"some\"")), "schedules[0].catch_up"),
+        (
+            format!("{}{}", sched(ok_every), sched(ok_every)),
+            "schedules[1].name",
+        ),
+        (
+            sched(&format!("{ok_every}\ncatch_up = \"some\"")),
+            "schedules[0].catch_up",
+        ),
         (sched(&format!("{ok_every}\nbogus = 1")), "schedules[0]"),
         (
             "[[schedules]]\nname = \"bad name!\"\ntask = \"log\"\nevery = \"1s\"\n".into(),
             "schedules[0].name",
         ),
-        (sched(&format!("{ok_every}\nqueue = \"a.b\"")), "schedules[0].queue"),
+        (
+            sched(&format!("{ok_every}\nqueue = \"a.b\"")),
+            "schedules[0].queue",
+        ),
         (
             "[beat]\nlease_ttl = \"3s\"\nrenew_every = \"2s\"\n".into(),
             "beat.renew_every",
@@ -56,10 +68,19 @@ fn refused_configs_name_the_field() {
         ("[beat]\nops_addr = \"localhost\"\n".into(), "beat.ops_addr"),
         ("[worker]\nprefetch = 0\n".into(), "worker.prefetch"),
         ("[worker]\nconcurrency = 0\n".into(), "worker.concurrency"),
-        ("[worker]\nhandler_timeout = \"30m\"\n".into(), "worker.handler_timeout"),
-        ("[worker]\nhandler_timeout = \"2h\"\n".into(), "worker.handler_timeout"),
+        (
+            "[worker]\nhandler_timeout = \"30m\"\n".into(),
+            "worker.handler_timeout",
+        ),
+        (
+            "[worker]\nhandler_timeout = \"2h\"\n".into(),
+            "worker.handler_timeout",
+        ),
         ("[worker]\nqueues = []\n".into(), "worker.queues"),
-        ("[worker.retry]\nmax_attempts = 0\n".into(), "worker.retry.max_attempts"),
+        (
+            "[worker.retry]\nmax_attempts = 0\n".into(),
+            "worker.retry.max_attempts",
+        ),
         (
             "[worker.retry]\nbackoff_base = \"10s\"\nbackoff_max = \"1s\"\n".into(),
             "worker.retry.backoff_max",
@@ -134,7 +155,11 @@ fn binaries_exit_2_naming_the_field_and_never_print_passwords() {
     let dir = std::env::temp_dir().join(format!("drumbeat-cfg-{}", uuid::Uuid::new_v4()));
     std::fs::create_dir_all(&dir).unwrap();
     let bad = dir.join("bad.toml");
-    std::fs::write(&bad, format!("{BASE}[beat]\nlease_ttl = \"3s\"\nrenew_every = \"2s\"\n")).unwrap();
+    std::fs::write(
+        &bad,
+        format!("{BASE}[beat]\nlease_ttl = \"3s\"\nrenew_every = \"2s\"\n"),
+    )
+    .unwrap();
     let good = dir.join("good.toml");
     std::fs::write(&good, format!("{BASE}{}", sched("every = \"1s\""))).unwrap();
     for bin in ["beat", "worker"] {

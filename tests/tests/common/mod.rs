@@ -1,4 +1,4 @@
 mod amqp;
+mod compose;
 mod config;
 mod envelope;
-mod compose;
