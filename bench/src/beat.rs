@@ -274,10 +274,11 @@ async fn beat_inner(ns: &Ns, size: Size, window_secs: u64) -> anyhow::Result<Win
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    // One full second of warm-up, then a window of whole seconds starting mid-second.
-    wire::until_next_second(Duration::from_millis(500)).await;
-    let from = wire::until_next_second(Duration::from_millis(500)).await
-        + chrono::Duration::milliseconds(500);
+    // One full second of warm-up, then a window of whole seconds starting just before a
+    // second's fires are due, so a burst that completes within its second is counted whole.
+    wire::until_next_second(Duration::from_millis(950)).await;
+    let from = wire::until_next_second(Duration::from_millis(950)).await
+        + chrono::Duration::milliseconds(950);
     let cpu0 = child.cpu_secs()?;
     tokio::time::sleep(Duration::from_secs(window_secs)).await;
     let to = Utc::now();
