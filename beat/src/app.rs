@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
 use drumbeat_common::amqp::{Connector, Publisher, Topology};
+use drumbeat_common::config::Schedule;
 use drumbeat_common::ops::OpsState;
 use drumbeat_common::redis::{Redis, RedisError};
 use drumbeat_common::Settings;
@@ -60,14 +61,18 @@ impl Beat {
     }
 
     /// Runs until `shutdown`; on the way out stops publishing first, then releases the lease.
-    pub async fn run(self, shutdown: CancellationToken) -> Result<(), BeatError> {
+    pub async fn run(mut self, shutdown: CancellationToken) -> Result<(), BeatError> {
+        // Moved, not cloned: with 100 000 schedules a second copy costs tens of megabytes.
+        let schedules: Vec<Arc<Schedule>> = std::mem::take(&mut self.settings.schedules)
+            .into_iter()
+            .map(Arc::new)
+            .collect();
         let s = &self.settings;
         let redis = Redis::new(&s.redis)?;
         let lease = Lease::new(redis.clone(), &s.namespace, &self.id, s.beat.lease_ttl);
         let cursors = Cursors::new(redis.clone(), &s.namespace, lease.key());
         let topology = Topology::new(&s.namespace, s.amqp.connect_timeout);
-        let queues: Vec<String> = s
-            .schedules
+        let queues: Vec<String> = schedules
             .iter()
             .map(|x| x.queue.clone())
             .collect::<BTreeSet<_>>()
@@ -106,7 +111,7 @@ impl Beat {
             link_stop.clone(),
         ));
         let ticker = Ticker {
-            schedules: s.schedules.iter().cloned().map(Arc::new).collect(),
+            schedules,
             clock: self.clock.clone(),
             lease,
             cursors,
@@ -117,7 +122,7 @@ impl Beat {
             status: self.status.clone(),
             confirmed: Vec::new(),
         };
-        tracing::info!(id = %self.id, schedules = s.schedules.len(), "beat started");
+        tracing::info!(id = %self.id, schedules = ticker.schedules.len(), "beat started");
         ticker.run(shutdown).await;
         // Publishing has stopped: now hand the lease over, then close the broker link.
         lease_stop.cancel();

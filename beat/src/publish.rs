@@ -9,9 +9,9 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use drumbeat_common::amqp::{task_properties, PendingConfirm, PublishError, Publisher, Topology};
 use drumbeat_common::config::Schedule;
 use drumbeat_common::Envelope;
-use futures::future::join_all;
+use futures::stream::{FuturesUnordered, StreamExt};
 
-/// Confirms awaited together at most this many at a time.
+/// Confirms outstanding at most at any moment.
 const WINDOW: usize = 4096;
 
 /// Why one fire was not confirmed.
@@ -49,7 +49,8 @@ pub fn envelope(schedule: &Schedule, at: DateTime<Utc>) -> Envelope {
     env
 }
 
-/// Publishes `fires` pipelined; one result per fire, in order.
+/// Publishes `fires` pipelined, with up to [`WINDOW`] confirms outstanding at any moment (a
+/// sliding window: the pipe never drains at a window boundary); one result per fire, in order.
 pub async fn publish_batch(
     publisher: &Publisher,
     topology: &Topology,
@@ -57,34 +58,41 @@ pub async fn publish_batch(
     may_publish: impl Fn() -> bool,
 ) -> Vec<Result<(), FireError>> {
     let exchange = topology.tasks_exchange();
-    let mut results = Vec::with_capacity(fires.len());
-    for window in fires.chunks(WINDOW) {
-        let mut pending: Vec<Result<PendingConfirm, FireError>> = Vec::with_capacity(window.len());
-        for (schedule, at) in window {
-            if !may_publish() {
-                pending.push(Err(FireError::Fenced));
-                continue;
+    let mut results: Vec<Option<Result<(), FireError>>> = vec![None; fires.len()];
+    let mut in_flight = FuturesUnordered::new();
+    for (i, (schedule, at)) in fires.iter().enumerate() {
+        if in_flight.len() >= WINDOW {
+            if let Some((j, r)) = in_flight.next().await {
+                results[j] = Some(r);
             }
-            let env = envelope(schedule, *at);
-            let sent = publisher
-                .start(
-                    &exchange,
-                    &schedule.queue,
-                    &env.encode(),
-                    task_properties(&env.id, 1),
-                )
-                .await
-                .map_err(FireError::from);
-            pending.push(sent);
         }
-        let waited = join_all(pending.into_iter().map(|p| async move {
-            match p {
-                Ok(c) => c.wait().await.map_err(FireError::from),
-                Err(e) => Err(e),
-            }
-        }))
-        .await;
-        results.extend(waited);
+        if !may_publish() {
+            results[i] = Some(Err(FireError::Fenced));
+            continue;
+        }
+        let env = envelope(schedule, *at);
+        let sent = publisher
+            .start(
+                &exchange,
+                &schedule.queue,
+                &env.encode(),
+                task_properties(&env.id, 1),
+            )
+            .await;
+        match sent {
+            Ok(pending) => in_flight.push(wait(i, pending)),
+            Err(e) => results[i] = Some(Err(e.into())),
+        }
+    }
+    while let Some((j, r)) = in_flight.next().await {
+        results[j] = Some(r);
     }
     results
+        .into_iter()
+        .map(|r| r.unwrap_or(Err(FireError::Fenced)))
+        .collect()
+}
+
+async fn wait(i: usize, pending: PendingConfirm) -> (usize, Result<(), FireError>) {
+    (i, pending.wait().await.map_err(FireError::from))
 }

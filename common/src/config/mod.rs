@@ -5,6 +5,7 @@
 //! that cannot hold a bad value. Every error carries the field path (`schedules[2].cron`,
 //! `beat.renew_every`) and never the text of a URL, so a password cannot leak through it.
 
+mod env;
 mod raw;
 pub mod retry;
 mod summary;
@@ -88,9 +89,7 @@ pub struct Settings {
 pub struct RedisSettings {
     /// The server URL; its password is redacted when printed.
     pub url: SecretUrl,
-    /// Connections kept in the pool.
-    pub pool_size: usize,
-    /// Deadline for connecting, waiting for a pooled connection, and each command.
+    /// Deadline for connecting and for each command.
     pub timeout: Duration,
 }
 
@@ -196,39 +195,36 @@ impl Settings {
             path: shown.clone(),
             message,
         };
-        if required && !path.exists() {
-            return Err(file_error("no such file".into()));
-        }
-        let env = config::Environment::with_prefix("DRUMBEAT")
-            .prefix_separator("__")
-            .separator("__")
-            .try_parsing(true)
-            .list_separator(",")
-            .with_list_parse_key("worker.queues");
-        let merged = config::Config::builder()
-            .add_source(config::File::from(path).required(false))
-            .add_source(env)
-            .build()
-            .map_err(|e| file_error(e.to_string()))?;
-        let tree: serde_json::Value = merged
-            .try_deserialize()
-            .map_err(|e| file_error(e.to_string()))?;
-        Self::from_value(tree)
+        let text = match std::fs::read_to_string(path) {
+            Ok(t) => t,
+            Err(e) if !required && e.kind() == std::io::ErrorKind::NotFound => String::new(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(file_error("no such file".into()))
+            }
+            Err(e) => return Err(file_error(e.to_string())),
+        };
+        let mut parts = parse_parts(&text).map_err(|e| match e {
+            ConfigError::File { message, .. } => file_error(message),
+            field => field,
+        })?;
+        drop(text);
+        env::apply(&mut parts.rest, std::env::vars())?;
+        Self::from_parts(parts)
     }
 
     /// Parses TOML text alone (no environment): used by tests and `check`-style tools.
     pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
-        let tree: serde_json::Value = toml_to_json(text)?;
-        Self::from_value(tree)
+        Self::from_parts(parse_parts(text)?)
     }
 
-    fn from_value(tree: serde_json::Value) -> Result<Self, ConfigError> {
-        let raw: raw::RawSettings = serde_path_to_error::deserialize(tree).map_err(|e| {
-            let path = e.path().to_string();
-            let message = e.into_inner().to_string();
-            ConfigError::field(if path == "." { "config".into() } else { path }, message)
-        })?;
-        validate::validate(raw)
+    fn from_parts(parts: raw::FileParts) -> Result<Self, ConfigError> {
+        let raw: raw::RawSettings =
+            serde_path_to_error::deserialize(toml::Value::Table(parts.rest)).map_err(|e| {
+                let path = e.path().to_string();
+                let message = e.into_inner().message().to_string();
+                ConfigError::field(if path == "." { "config".into() } else { path }, message)
+            })?;
+        validate::validate(raw, parts.schedules)
     }
 
     /// The retry policy for `queue`: its own override or the worker default.
@@ -237,13 +233,34 @@ impl Settings {
     }
 }
 
-fn toml_to_json(text: &str) -> Result<serde_json::Value, ConfigError> {
-    config::Config::builder()
-        .add_source(config::File::from_str(text, config::FileFormat::Toml))
-        .build()
-        .and_then(|c| c.try_deserialize())
-        .map_err(|e| ConfigError::File {
-            path: "<inline>".into(),
-            message: e.to_string(),
+/// Parses the file into its two parts. A syntax error names the line but never quotes the text
+/// (it may hold a password); a schedule field error names its path (`schedules[2].every`).
+fn parse_parts(text: &str) -> Result<raw::FileParts, ConfigError> {
+    let de = toml::Deserializer::parse(text).map_err(|e| ConfigError::File {
+        path: "<inline>".into(),
+        message: toml_message(text, &e),
+    })?;
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        if path == "." || path.is_empty() {
+            ConfigError::File {
+                path: "<inline>".into(),
+                message: toml_message(text, &inner),
+            }
+        } else {
+            ConfigError::field(path, inner.message().to_string())
+        }
+    })
+}
+
+fn toml_message(text: &str, e: &toml::de::Error) -> String {
+    let at = e
+        .span()
+        .map(|s| {
+            let line = text[..s.start.min(text.len())].matches('\n').count() + 1;
+            format!(" (line {line})")
         })
+        .unwrap_or_default();
+    format!("invalid TOML{at}: {}", e.message())
 }

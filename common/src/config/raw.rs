@@ -24,8 +24,17 @@ pub struct RawSettings {
     pub worker: RawWorker,
     #[serde(default)]
     pub queues: BTreeMap<String, RawQueue>,
+}
+
+/// The file split in two: the schedules, read straight into their structs (there may be
+/// 100 000 of them, so no intermediate tree is built for them), and everything else, kept as
+/// a table so `DRUMBEAT__` overrides can be merged into it before it becomes [`RawSettings`].
+#[derive(Debug, Deserialize)]
+pub struct FileParts {
     #[serde(default)]
     pub schedules: Vec<RawSchedule>,
+    #[serde(flatten)]
+    pub rest: toml::Table,
 }
 
 /// `[redis]`
@@ -33,8 +42,6 @@ pub struct RawSettings {
 #[serde(deny_unknown_fields)]
 pub struct RawRedis {
     pub url: RawSecret,
-    #[serde(default = "default_pool_size")]
-    pub pool_size: usize,
     #[serde(default = "default_redis_timeout", with = "humantime_serde")]
     pub timeout: Duration,
 }
@@ -166,9 +173,6 @@ pub struct RawSchedule {
 
 fn default_namespace() -> String {
     "drumbeat".into()
-}
-fn default_pool_size() -> usize {
-    16
 }
 fn default_redis_timeout() -> Duration {
     Duration::from_secs(2)

@@ -29,7 +29,6 @@ impl Settings {
             "namespace": self.namespace,
             "redis": {
                 "url": self.redis.url.redacted(),
-                "pool_size": self.redis.pool_size,
                 "timeout": dur(self.redis.timeout),
             },
             "amqp": {

@@ -16,13 +16,12 @@ use crate::secret::SecretUrl;
 
 type Result<T> = std::result::Result<T, ConfigError>;
 
-pub(super) fn validate(raw: RawSettings) -> Result<Settings> {
+pub(super) fn validate(raw: RawSettings, raw_schedules: Vec<RawSchedule>) -> Result<Settings> {
     let namespace = check_name("namespace", &raw.namespace, 40, |c| {
         c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-'
     })?;
     let redis = RedisSettings {
         url: url("redis.url", &raw.redis.url.0, &["redis", "rediss"])?,
-        pool_size: positive("redis.pool_size", raw.redis.pool_size as i64)? as usize,
         timeout: nonzero("redis.timeout", raw.redis.timeout)?,
     };
     let amqp = AmqpSettings {
@@ -95,8 +94,8 @@ pub(super) fn validate(raw: RawSettings) -> Result<Settings> {
         }
     }
     let mut names = HashSet::new();
-    let mut schedules = Vec::new();
-    for (i, s) in raw.schedules.iter().enumerate() {
+    let mut schedules = Vec::with_capacity(raw_schedules.len());
+    for (i, s) in raw_schedules.iter().enumerate() {
         let s = schedule(&format!("schedules[{i}]"), s)?;
         if !names.insert(s.name.clone()) {
             return Err(ConfigError::field(
