@@ -13,6 +13,7 @@ pub struct CommonArgs {
     #[arg(
         long,
         env = "DRUMBEAT_CONFIG",
+        hide_env_values = true,
         default_value = "./drumbeat.toml",
         global = true
     )]

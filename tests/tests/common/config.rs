@@ -163,40 +163,24 @@ fn binaries_exit_2_naming_the_field_and_never_print_passwords() {
     let good = dir.join("good.toml");
     std::fs::write(&good, format!("{BASE}{}", sched("every = \"1s\""))).unwrap();
     for bin in ["beat", "worker"] {
-        let out = std::process::Command::new(drumbeat_tests::bin_path(bin))
-            .args(["--config", bad.to_str().unwrap(), "check"])
-            .output()
-            .unwrap();
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        assert_eq!(out.status.code(), Some(2), "{bin}: {text}");
+        let (code, text) = run_bin(bin, &["--config", bad.to_str().unwrap(), "check"], &[]);
+        assert_eq!(code, Some(2), "{bin}: {text}");
         assert!(text.contains("beat.renew_every"), "{bin}: {text}");
         assert!(!text.contains("hunter2pw"), "{bin}: {text}");
 
-        let out = std::process::Command::new(drumbeat_tests::bin_path(bin))
-            .args(["--config", good.to_str().unwrap(), "check"])
-            .output()
-            .unwrap();
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        assert_eq!(out.status.code(), Some(0), "{bin}: {text}");
+        let (code, text) = run_bin(bin, &["--config", good.to_str().unwrap(), "check"], &[]);
+        assert_eq!(code, Some(0), "{bin}: {text}");
         assert!(!text.contains("hunter2pw"), "{bin}: {text}");
         assert!(text.contains("***"), "{bin}: {text}");
 
-        let help = std::process::Command::new(drumbeat_tests::bin_path(bin))
-            .arg("--help")
-            .env("DRUMBEAT_CONFIG", "/nonexistent/hunter2pw.toml")
-            .output()
-            .unwrap();
-        let text = String::from_utf8_lossy(&help.stdout);
-        assert!(help.status.success(), "{bin} --help: {text}");
+        let env = [
+            ("DRUMBEAT_CONFIG", "/nonexistent/hunter2pw.toml"),
+            ("DRUMBEAT__AMQP__URL", "amqp://u:hunter2pw@x"),
+        ];
+        let (code, text) = run_bin(bin, &["--help"], &env);
+        assert_eq!(code, Some(0), "{bin} --help: {text}");
         assert!(text.contains("--config"), "{text}");
+        assert!(!text.contains("hunter2pw"), "{bin} --help: {text}");
     }
     let _ = std::fs::remove_dir_all(dir);
 }
@@ -208,24 +192,42 @@ fn environment_overrides_the_file() {
     std::fs::create_dir_all(&dir).unwrap();
     let file = dir.join("c.toml");
     std::fs::write(&file, format!("{BASE}{}", sched("every = \"1s\""))).unwrap();
-    let out = std::process::Command::new(drumbeat_tests::bin_path("beat"))
-        .args(["--config", file.to_str().unwrap(), "check"])
-        .env("DRUMBEAT__BEAT__LEASE_TTL", "30s")
-        .env("DRUMBEAT__BEAT__RENEW_EVERY", "11s")
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{text}");
+    let check = ["--config", file.to_str().unwrap(), "check"];
+    let (code, text) = run_bin(
+        "beat",
+        &check,
+        &[
+            ("DRUMBEAT__BEAT__LEASE_TTL", "30s"),
+            ("DRUMBEAT__BEAT__RENEW_EVERY", "11s"),
+        ],
+    );
+    assert_eq!(code, Some(2), "{text}");
     assert!(text.contains("beat.renew_every"), "{text}");
-    let out = std::process::Command::new(drumbeat_tests::bin_path("beat"))
-        .args(["--config", file.to_str().unwrap(), "check"])
-        .env("DRUMBEAT__BEAT__LEASE_TTL", "30s")
-        .env("DRUMBEAT__WORKER__QUEUES", "a,b")
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{text}");
+    let (code, text) = run_bin(
+        "beat",
+        &check,
+        &[
+            ("DRUMBEAT__BEAT__LEASE_TTL", "30s"),
+            ("DRUMBEAT__WORKER__QUEUES", "a,b"),
+        ],
+    );
+    assert_eq!(code, Some(0), "{text}");
     assert!(text.contains("\"lease_ttl\": \"30s\""), "{text}");
     assert!(text.contains("\"a\","), "{text}");
     let _ = std::fs::remove_dir_all(dir);
+}
+
+/// Runs a workspace binary; returns its exit code and stdout + stderr.
+fn run_bin(bin: &str, args: &[&str], envs: &[(&str, &str)]) -> (Option<i32>, String) {
+    let out = std::process::Command::new(drumbeat_tests::bin_path(bin))
+        .args(args)
+        .envs(envs.iter().copied())
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.code(), text)
 }
