@@ -12,6 +12,7 @@ a window after a warm-up; CPU and RSS of the beat process from /proc.
 """
 import argparse
 import json
+import shutil
 import os
 import signal
 import subprocess
@@ -81,10 +82,20 @@ def stop(proc):
         proc.wait()
 
 
+# Celery >= 5.5 sets up "native delayed delivery" (28 levels of queues and exchanges, shared
+# by every app on the vhost) as soon as it sees a quorum queue; the bench removes them again.
+DELAYED_LEVELS = 28
+
+
 def delete(conn, queue):
     ch = conn.channel()
     ch.queue_delete(queue)
     ch.exchange_delete(queue)
+    for i in range(DELAYED_LEVELS):
+        ch.queue_delete(f"celery_delayed_{i}")
+        ch.exchange_delete(f"celery_delayed_{i}")
+    ch.exchange_delete("celery_delayed_delivery")
+    ch.exchange_delete("celery.pidbox")
     ch.close()
 
 
@@ -162,6 +173,7 @@ def beat(a, env):
         finally:
             stop(proc)
             delete(conn, a.queue)
+            shutil.rmtree(sched, ignore_errors=True)
     secs = t1 - t0
     print(json.dumps({"rate": (c1 - c0) / secs, "cpu": (cpu1 - cpu0) / secs * 100, "rss_mb": rss,
                       "entries": a.entries}))
