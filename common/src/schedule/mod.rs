@@ -20,6 +20,7 @@
 
 pub mod cron;
 mod dst;
+mod field;
 
 pub use cron::CronExpr;
 
