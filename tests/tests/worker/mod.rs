@@ -1,8 +1,10 @@
 //! Worker tests: real Redis and RabbitMQ, one namespace each; process faults use the real binary.
 
 mod bad_input;
+mod client;
 mod dedup;
 mod http;
 mod library;
+mod outage;
 mod process;
 mod support;
