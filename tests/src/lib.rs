@@ -8,6 +8,7 @@
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
 pub mod amqp;
+pub mod ops;
 pub mod procs;
 pub mod relay;
 
@@ -17,7 +18,8 @@ use std::time::{Duration, Instant};
 
 use drumbeat_common::Settings;
 
-pub use procs::{bin_path, PrivateRedis, Proc};
+pub use ops::{http_get, metric};
+pub use procs::{bin_path, free_port, PrivateRedis, Proc};
 pub use relay::Relay;
 
 pub const REDIS_URL: &str = "redis://127.0.0.1:6379/0";

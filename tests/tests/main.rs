@@ -4,5 +4,6 @@
 
 mod beat;
 mod common;
+mod e2e;
 mod scheduling;
 mod worker;

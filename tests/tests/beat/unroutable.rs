@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use chrono::Utc;
 use drumbeat_common::amqp::Topology;
-use drumbeat_tests::{amqp, poll_until, TestNs, REDIS_URL};
+use drumbeat_tests::{amqp, metric, poll_until, TestNs, REDIS_URL};
 use lapin::options::QueueDeleteOptions;
 
 use super::support::{
@@ -95,21 +95,4 @@ async fn unroutable_fires_keep_the_cursor_and_are_sent_once_the_queue_is_back() 
     }
     assert!(audit.missing.is_empty(), "fires lost: {:?}", audit.missing);
     assert_eq!(audit.duplicates, 0, "returned fires were never enqueued");
-}
-
-/// A counter from the beat's `/metrics` (any series whose name contains `name`).
-async fn metric(port: u16, name: &str) -> f64 {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .unwrap();
-    s.write_all(b"GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n")
-        .await
-        .unwrap();
-    let mut body = String::new();
-    s.read_to_string(&mut body).await.unwrap();
-    body.lines()
-        .filter(|l| !l.starts_with('#') && l.contains(name))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
 }

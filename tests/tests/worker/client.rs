@@ -6,7 +6,7 @@ use std::time::Duration;
 use drumbeat_common::amqp::lapin::options::BasicPublishOptions;
 use drumbeat_common::amqp::lapin::types::ShortString;
 use drumbeat_common::amqp::lapin::BasicProperties;
-use drumbeat_tests::{amqp, poll_until, TestNs, REDIS_URL};
+use drumbeat_tests::{amqp, http_get, poll_until, TestNs, REDIS_URL};
 
 use super::process::{spawn, wait_log};
 use super::support::*;
@@ -63,22 +63,6 @@ async fn message_from_a_plain_amqp_client_is_executed() {
         status.contains(r#""in_flight":0"#) && status.contains(r#""done":1"#),
         "{status}"
     );
-}
-
-/// A bare HTTP/1.1 GET against the ops endpoint (the tests crate has no HTTP client).
-async fn http_get(port: u16, path: &str) -> String {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .unwrap();
-    let req = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
-    s.write_all(req.as_bytes()).await.unwrap();
-    let mut out = String::new();
-    tokio::time::timeout(Duration::from_secs(5), s.read_to_string(&mut out))
-        .await
-        .unwrap()
-        .unwrap();
-    out
 }
 
 /// `worker check`: a good config prints normalised with the password redacted (exit 0); a bad
