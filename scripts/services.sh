@@ -19,6 +19,7 @@ ensure_packages() {
   command -v redis-server >/dev/null || missing+=(redis-server)
   command -v rabbitmq-server >/dev/null || [ -x /usr/sbin/rabbitmq-server ] || missing+=(rabbitmq-server)
   if ! pkg-config --exists openssl 2>/dev/null; then missing+=(libssl-dev pkg-config); fi
+  command -v cc >/dev/null || missing+=(build-essential)
   if [ ${#missing[@]} -gt 0 ]; then
     echo "==> installing ${missing[*]} with apt"
     as_root apt-get update -qq
