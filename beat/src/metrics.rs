@@ -32,6 +32,8 @@ pub struct BeatMetrics {
     pub lease_transitions: Family<RoleLabel, Counter>,
     /// 1 while leader.
     pub is_leader: Gauge,
+    /// 1 for the current role (`leader`, `standby` or `fenced`), 0 for the others.
+    pub role: Family<RoleLabel, Gauge>,
     /// Seconds from fire time to confirmed publish.
     pub fire_lag: Histogram,
     /// The registry served on `/metrics`.
@@ -47,6 +49,7 @@ impl BeatMetrics {
             publish_failures: Counter::default(),
             lease_transitions: Family::default(),
             is_leader: Gauge::default(),
+            role: Family::default(),
             fire_lag: Histogram::new(exponential_buckets(0.001, 2.0, 16)),
             registry: MetricsRegistry::default(),
         };

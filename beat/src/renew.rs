@@ -19,6 +19,7 @@ pub async fn lease_loop(
     stop: CancellationToken,
 ) {
     let mut last_role = Role::Standby;
+    set_role_gauges(last_role, &metrics);
     let mut redis_down = false;
     loop {
         let started = tokio::time::Instant::now();
@@ -93,5 +94,18 @@ fn announce(from: Role, to: Role, metrics: &BeatMetrics) {
             to: to.as_str().to_string(),
         })
         .inc();
-    metrics.is_leader.set(i64::from(to == Role::Leader));
+    set_role_gauges(to, metrics);
+}
+
+fn set_role_gauges(current: Role, metrics: &BeatMetrics) {
+    metrics.is_leader.set(i64::from(current == Role::Leader));
+    for role in [Role::Leader, Role::Standby, Role::Fenced] {
+        let label = RoleLabel {
+            to: role.as_str().to_string(),
+        };
+        metrics
+            .role
+            .get_or_create(&label)
+            .set(i64::from(role == current));
+    }
 }
