@@ -79,6 +79,7 @@ impl BeatMetrics {
             "1 while this beat leads",
             m.is_leader.clone(),
         );
+        r.register("beat_role", "1 for the current role", m.role.clone());
         r.register(
             "fire_lag_seconds",
             "Fire time to confirmed publish",

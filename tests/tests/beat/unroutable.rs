@@ -40,6 +40,9 @@ async fn unroutable_fires_keep_the_cursor_and_are_sent_once_the_queue_is_back() 
         .unwrap();
     let deleted = Utc::now();
     let sent_before = metric(port, "fires_sent").await;
+    // One role at a time, and it is leader.
+    assert_eq!(metric(port, "beat_role").await, 1.0);
+    assert_eq!(metric(port, "beat_leader").await, 1.0);
     println!("queue deleted with {lost} message(s) in it");
     let failed = poll_until("b1 to log unconfirmed fires", LONG, || async {
         log_times(&b1, RETURNED).into_iter().find(|t| *t >= deleted)
