@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 
 use drumbeat_common::amqp::{Connector, Publisher, Topology};
 use drumbeat_common::config::Schedule;
-use drumbeat_common::ops::OpsState;
+use drumbeat_common::ops::{Heartbeat, OpsState};
 use drumbeat_common::redis::{Redis, RedisError};
 use drumbeat_common::Settings;
 use tokio::sync::watch;
@@ -81,6 +81,9 @@ impl Beat {
         let (role_tx, role_rx) = watch::channel(Role::Standby);
         let (pub_tx, pub_rx) = watch::channel::<Option<Publisher>>(None);
 
+        // The lease loop turns every renew_every; a round may wait on Redis up to its timeout
+        // for the renew and again for the holder lookup.
+        let heartbeat = Heartbeat::new(s.beat.renew_every * 3 + s.redis.timeout * 3);
         let lease_stop = CancellationToken::new();
         let link_stop = CancellationToken::new();
         if let Some(addr) = s.beat.ops_addr {
@@ -89,6 +92,7 @@ impl Beat {
                 status: self.status.clone(),
                 metrics: self.metrics.clone(),
                 publisher: pub_rx.clone(),
+                heartbeat: heartbeat.clone(),
             });
             drumbeat_common::ops::serve(addr, ops, link_stop.clone())
                 .await
@@ -100,6 +104,7 @@ impl Beat {
             role_tx,
             self.metrics.clone(),
             self.status.clone(),
+            heartbeat,
             lease_stop.clone(),
         ));
         let connector = Connector::new(&s.amqp, format!("drumbeat-beat {}", self.id));
@@ -139,9 +144,14 @@ struct BeatOps {
     status: Status,
     metrics: BeatMetrics,
     publisher: watch::Receiver<Option<Publisher>>,
+    heartbeat: Heartbeat,
 }
 
 impl OpsState for BeatOps {
+    fn alive(&self) -> bool {
+        self.heartbeat.alive()
+    }
+
     fn ready(&self) -> bool {
         let redis = self.status.lock().map(|s| s.redis_ok).unwrap_or(false);
         redis

@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use drumbeat_common::ops::Heartbeat;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
@@ -16,12 +17,14 @@ pub async fn lease_loop(
     role_tx: watch::Sender<Role>,
     metrics: BeatMetrics,
     status: Status,
+    heartbeat: Heartbeat,
     stop: CancellationToken,
 ) {
     let mut last_role = Role::Standby;
     set_role_gauges(last_role, &metrics);
     let mut redis_down = false;
     loop {
+        heartbeat.beat();
         let started = tokio::time::Instant::now();
         let round = tokio::select! {
             _ = stop.cancelled() => break,

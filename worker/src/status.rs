@@ -74,7 +74,16 @@ impl WorkerHandle {
     }
 }
 
+/// The probe loop beats every [`REDIS_PROBE_EVERY`]; a ping may take up to `redis.timeout`.
+pub(crate) fn heartbeat(settings: &drumbeat_common::Settings) -> drumbeat_common::ops::Heartbeat {
+    drumbeat_common::ops::Heartbeat::new(REDIS_PROBE_EVERY * 3 + settings.redis.timeout * 2)
+}
+
 impl OpsState for WorkerHandle {
+    fn alive(&self) -> bool {
+        self.shared.heartbeat.alive()
+    }
+
     fn ready(&self) -> bool {
         self.shared.amqp_up.load(Ordering::Relaxed) && self.shared.redis_up.load(Ordering::Relaxed)
     }
@@ -94,6 +103,7 @@ pub(crate) fn spawn_redis_probe(shared: Arc<Shared>, stop: CancellationToken) {
         loop {
             let up = shared.dedup.ping().await;
             shared.redis_up.store(up, Ordering::Relaxed);
+            shared.heartbeat.beat();
             tokio::select! {
                 _ = stop.cancelled() => return,
                 _ = tokio::time::sleep(REDIS_PROBE_EVERY) => {}

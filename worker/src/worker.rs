@@ -52,6 +52,8 @@ pub(crate) struct Shared {
     pub metrics_registry: MetricsRegistry,
     pub amqp_up: AtomicBool,
     pub redis_up: AtomicBool,
+    /// Beaten by the Redis probe loop; `/healthz` fails when it stops.
+    pub heartbeat: drumbeat_common::ops::Heartbeat,
 }
 
 /// Collects the worker's ID and handlers; see the crate docs for an example.
@@ -114,6 +116,7 @@ impl WorkerBuilder {
             metrics_registry: self.metrics,
             amqp_up: AtomicBool::new(false),
             redis_up: AtomicBool::new(false),
+            heartbeat: crate::status::heartbeat(&settings),
             settings,
         };
         Ok(Worker {

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use chrono::Utc;
 use drumbeat_common::amqp::Topology;
-use drumbeat_tests::{amqp, metric, poll_until, TestNs, REDIS_URL};
+use drumbeat_tests::{amqp, http_get, metric, poll_until, TestNs, REDIS_URL};
 use lapin::options::QueueDeleteOptions;
 
 use super::support::{
@@ -43,6 +43,8 @@ async fn unroutable_fires_keep_the_cursor_and_are_sent_once_the_queue_is_back() 
     // One role at a time, and it is leader.
     assert_eq!(metric(port, "beat_role").await, 1.0);
     assert_eq!(metric(port, "beat_leader").await, 1.0);
+    let health = http_get(port, "/healthz").await;
+    assert!(health.starts_with("HTTP/1.1 200"), "{health}");
     println!("queue deleted with {lost} message(s) in it");
     let failed = poll_until("b1 to log unconfirmed fires", LONG, || async {
         log_times(&b1, RETURNED).into_iter().find(|t| *t >= deleted)
