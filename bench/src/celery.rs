@@ -57,6 +57,13 @@ fn python() -> anyhow::Result<(PathBuf, String)> {
     Ok((py, v))
 }
 
+/// Runs `bench.py` with `args` off the async runtime (it blocks for seconds).
+async fn bench_py(py: &Path, args: &[&str]) -> anyhow::Result<serde_json::Value> {
+    let py = py.to_path_buf();
+    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    tokio::task::spawn_blocking(move || run_py(&py, &args)).await?
+}
+
 fn run_py(py: &Path, args: &[String]) -> anyhow::Result<serde_json::Value> {
     let out = Command::new(py)
         .arg(bench_dir().join("celery/bench.py"))
@@ -131,25 +138,21 @@ pub async fn bench(
                 "bench-celery-{}",
                 &uuid::Uuid::new_v4().simple().to_string()[..8]
             );
-            let args: Vec<String> = [
-                "worker",
-                "--pool",
-                pool,
-                "--concurrency",
-                &conc.to_string(),
-                "--tasks",
-                &tasks.to_string(),
-                "--queue",
-                &queue,
-            ]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
-            let v = tokio::task::spawn_blocking({
-                let py = py.clone();
-                move || run_py(&py, &args)
-            })
-            .await??;
+            let v = bench_py(
+                &py,
+                &[
+                    "worker",
+                    "--pool",
+                    pool,
+                    "--concurrency",
+                    &conc.to_string(),
+                    "--tasks",
+                    &tasks.to_string(),
+                    "--queue",
+                    &queue,
+                ],
+            )
+            .await?;
             eprintln!(
                 "  celery {pool} -c {conc} run {}: {:.0} tasks/s, RSS {:.0} MB",
                 i + 1,
@@ -194,25 +197,21 @@ pub async fn bench(
             "bench-celery-{}",
             &uuid::Uuid::new_v4().simple().to_string()[..8]
         );
-        let args: Vec<String> = [
-            "beat",
-            "--entries",
-            "1000",
-            "--warmup",
-            "3",
-            "--window",
-            &window_secs.to_string(),
-            "--queue",
-            &queue,
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-        let v = tokio::task::spawn_blocking({
-            let py = py.clone();
-            move || run_py(&py, &args)
-        })
-        .await??;
+        let v = bench_py(
+            &py,
+            &[
+                "beat",
+                "--entries",
+                "1000",
+                "--warmup",
+                "3",
+                "--window",
+                &window_secs.to_string(),
+                "--queue",
+                &queue,
+            ],
+        )
+        .await?;
         eprintln!(
             "  celery beat 1000 entries run {}: {:.0} fires/s, cpu {:.0}%, RSS {:.0} MB",
             i + 1,
