@@ -6,12 +6,11 @@ use std::time::Duration;
 
 use anyhow::Context;
 use chrono::{DateTime, Utc};
-use drumbeat_beat::publish::envelope;
 
 use crate::ns::{self, Ns, QUEUE};
 use crate::procs::Child;
 use crate::report::{fmt_stats, quantile, Row, Stats, Unit};
-use crate::wire::{self, Arrival, Msg, Recorder};
+use crate::wire::{self, Arrival, Recorder};
 
 /// One beat scenario.
 #[derive(Debug, Clone, Copy)]
@@ -323,13 +322,7 @@ async fn raw_burst_inner(ns: &Ns, n: usize) -> anyhow::Result<Window> {
     let rec = Recorder::start(&conn, &ns.topology().work_queue(QUEUE)).await?;
     let now = Utc::now();
     let at = DateTime::from_timestamp(now.timestamp() + 2, 0).context("time")?;
-    let msgs: Vec<Msg> = (0..n)
-        .map(|i| {
-            let mut s = template.clone();
-            s.name = format!("s{i}");
-            Msg::task(&envelope(&s, at))
-        })
-        .collect();
+    let msgs = wire::fire_burst(&template, "s", n, at);
     let wait = (at - Utc::now()).to_std().unwrap_or_default();
     tokio::time::sleep(wait).await;
     let took = wire::publish_all(&ch, &ns.topology().tasks_exchange(), QUEUE, msgs).await?;

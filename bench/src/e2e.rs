@@ -7,14 +7,13 @@ use std::time::Duration;
 
 use anyhow::Context;
 use chrono::{DateTime, Utc};
-use drumbeat_beat::publish::envelope;
 use tokio_util::sync::CancellationToken;
 
 use crate::failover::recording_worker;
 use crate::ns::{self, Ns, QUEUE};
 use crate::procs::Child;
 use crate::report::{fmt_stats, quantile, Row, Stats, Unit};
-use crate::wire::{self, Msg};
+use crate::wire;
 
 /// (fire time, handler start) pairs.
 type Starts = Arc<Mutex<Vec<(DateTime<Utc>, DateTime<Utc>)>>>;
@@ -175,13 +174,7 @@ async fn raw_inner(ns: &Ns, window_secs: u64) -> anyhow::Result<(f64, f64, f64)>
     for _ in 0..window_secs + 2 {
         let now = Utc::now();
         let at = DateTime::from_timestamp(now.timestamp() + 1, 0).context("time")?;
-        let msgs: Vec<Msg> = (0..RATE)
-            .map(|i| {
-                let mut s = template.clone();
-                s.name = format!("e{i}");
-                Msg::task(&envelope(&s, at))
-            })
-            .collect();
+        let msgs = wire::fire_burst(&template, "e", RATE, at);
         tokio::time::sleep((at - Utc::now()).to_std().unwrap_or_default()).await;
         wire::publish_all(&ch, &exchange, QUEUE, msgs).await?;
         if from.is_none() {

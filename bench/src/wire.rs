@@ -7,6 +7,7 @@ use std::time::Duration;
 use anyhow::Context;
 use chrono::{DateTime, Utc};
 use drumbeat_common::amqp::task_properties;
+use drumbeat_common::config::Schedule;
 use drumbeat_common::Envelope;
 use futures::stream::FuturesUnordered;
 use futures::StreamExt;
@@ -34,6 +35,18 @@ impl Msg {
             props: task_properties(&env.id, 1),
         }
     }
+}
+
+/// The envelopes `n` copies of `template` (named `{prefix}{i}`) would publish for a fire at
+/// `at`, built by the beat's own code: the raw baselines send exactly what drumbeat sends.
+pub fn fire_burst(template: &Schedule, prefix: &str, n: usize, at: DateTime<Utc>) -> Vec<Msg> {
+    (0..n)
+        .map(|i| {
+            let mut s = template.clone();
+            s.name = format!("{prefix}{i}");
+            Msg::task(&drumbeat_beat::publish::envelope(&s, at))
+        })
+        .collect()
 }
 
 /// Opens a channel in confirm mode.
