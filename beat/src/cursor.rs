@@ -82,7 +82,7 @@ impl Cursors {
         let mut out = Vec::with_capacity(names.len());
         for chunk in names.chunks(CHUNK) {
             let keys: Vec<String> = chunk.iter().map(|n| self.key(n)).collect();
-            let mut conn = self.redis.conn().await?;
+            let mut conn = self.redis.conn();
             let vals: Vec<Option<String>> = self
                 .redis
                 .timed(redis::cmd("MGET").arg(&keys).query_async(&mut conn))

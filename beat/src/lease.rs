@@ -177,7 +177,7 @@ impl Lease {
     }
 
     async fn set_nx(&self) -> Result<bool, RedisError> {
-        let mut conn = self.redis.conn().await?;
+        let mut conn = self.redis.conn();
         let set: Option<String> = self
             .redis
             .timed(
@@ -210,7 +210,7 @@ impl Lease {
 
     /// Who holds the lease according to Redis (the `--id` part), for `/status`.
     pub async fn holder(&self) -> Result<Option<String>, RedisError> {
-        let mut conn = self.redis.conn().await?;
+        let mut conn = self.redis.conn();
         let v: Option<String> = self
             .redis
             .timed(redis::cmd("GET").arg(&self.key).query_async(&mut conn))

@@ -65,9 +65,10 @@ impl Redis {
         })
     }
 
-    /// A handle to the shared connection (a clone; commands on it are pipelined).
-    pub async fn conn(&self) -> Result<Connection, RedisError> {
-        Ok(self.conn.clone())
+    /// A handle to the shared connection (a clone; commands on it are pipelined). Wrap each
+    /// command sent on it in [`timed`](Self::timed).
+    pub fn conn(&self) -> Connection {
+        self.conn.clone()
     }
 
     /// Runs one command future under the deadline.
@@ -88,7 +89,7 @@ impl Redis {
         keys: &[&str],
         args: &[&str],
     ) -> Result<T, RedisError> {
-        let mut conn = self.conn.clone();
+        let mut conn = self.conn();
         let mut inv = script.prepare_invoke();
         for k in keys {
             inv.key(*k);
@@ -101,7 +102,7 @@ impl Redis {
 
     /// `PING` under the deadline: readiness checks.
     pub async fn ping(&self) -> Result<(), RedisError> {
-        let mut conn = self.conn.clone();
+        let mut conn = self.conn();
         self.timed(redis::cmd("PING").query_async::<String>(&mut conn))
             .await
             .map(|_| ())

@@ -25,7 +25,7 @@ pub enum UrlError {
     #[error("scheme must be one of {expected}, got `{got}`")]
     Scheme {
         /// Schemes accepted here.
-        expected: &'static str,
+        expected: String,
         /// The scheme found.
         got: String,
     },
@@ -37,7 +37,7 @@ impl SecretUrl {
         let url = url::Url::parse(raw).map_err(|e| UrlError::Invalid(e.to_string()))?;
         if !schemes.contains(&url.scheme()) {
             return Err(UrlError::Scheme {
-                expected: schemes_list(schemes),
+                expected: schemes.join(", "),
                 got: url.scheme().to_string(),
             });
         }
@@ -60,13 +60,6 @@ impl SecretUrl {
     /// The URL with its password replaced by `***`.
     pub fn redacted(&self) -> &str {
         &self.redacted
-    }
-}
-
-fn schemes_list(schemes: &'static [&'static str]) -> &'static str {
-    match schemes {
-        ["redis", ..] => "redis, rediss",
-        _ => "amqp, amqps",
     }
 }
 

@@ -11,6 +11,9 @@ use super::AmqpError;
 use crate::backoff::Backoff;
 use crate::config::AmqpSettings;
 
+/// Only the most recent retry delays are kept (a broker flapping for weeks must not grow memory).
+const KEPT_DELAYS: usize = 32;
+
 /// Heartbeat asked of the broker when the URL names none: a dead peer is noticed in ~2x this.
 const DEFAULT_HEARTBEAT_SECS: u16 = 10;
 
@@ -58,7 +61,7 @@ impl Connector {
         self.settings.confirm_timeout
     }
 
-    /// Delays slept between failed attempts so far (for `/status` and tests).
+    /// The last delays slept between failed attempts (at most 32; for `/status` and tests).
     pub fn retry_delays(&self) -> Vec<Duration> {
         self.delays.lock().map(|d| d.clone()).unwrap_or_default()
     }
@@ -108,6 +111,9 @@ impl Connector {
                 Err(e) => {
                     let delay = backoff.next_delay();
                     if let Ok(mut d) = self.delays.lock() {
+                        if d.len() == KEPT_DELAYS {
+                            d.remove(0);
+                        }
                         d.push(delay);
                     }
                     tracing::warn!(name = %self.name, error = %e, retry_in = ?delay, "amqp connect failed");
