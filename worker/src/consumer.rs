@@ -19,7 +19,9 @@ use drumbeat_common::amqp::lapin::options::{
 };
 use drumbeat_common::amqp::lapin::types::{FieldTable, ShortString};
 use drumbeat_common::amqp::lapin::{Channel, Connection};
-use drumbeat_common::amqp::{timed, AmqpError, Connector, Publisher};
+use drumbeat_common::amqp::{
+    timed, AmqpError, Connector, Publisher, PublisherSender, PublisherSlot,
+};
 use drumbeat_common::backoff::Backoff;
 use futures::stream::{select_all, BoxStream};
 use futures::StreamExt;
@@ -37,6 +39,9 @@ type Deliveries = BoxStream<'static, (String, Result<Delivery, String>)>;
 struct Session {
     conn: Connection,
     publisher: Publisher,
+    /// Outcomes of this session's deliveries are published through this slot.
+    slot: PublisherSlot,
+    _slot_tx: PublisherSender,
     consume: Channel,
     tags: Vec<ShortString>,
     deliveries: Deliveries,
@@ -128,9 +133,13 @@ async fn open(shared: &Shared, conn: Connection) -> Result<Session, AmqpError> {
     }
     let consume = consume.ok_or_else(|| AmqpError::Connect("no queues to consume".into()))?;
     tracing::info!(queues = ?shared.settings.worker.queues, prefetch = shared.settings.worker.prefetch, "consuming");
+    let (slot_tx, slot) = PublisherSlot::channel();
+    let _ = slot_tx.send(Some(publisher.clone()));
     Ok(Session {
         conn,
         publisher,
+        slot,
+        _slot_tx: slot_tx,
         consume,
         tags,
         deliveries: select_all(streams).boxed(),
@@ -170,7 +179,7 @@ async fn consume(
         let Ok(permit) = permit else { break };
         let inflight = InFlight {
             shared: shared.clone(),
-            publisher: s.publisher.clone(),
+            publisher: s.slot.clone(),
             queue,
             attempt: attempt_of(&delivery.properties),
             delivery,

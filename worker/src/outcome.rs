@@ -12,7 +12,8 @@ use std::time::Duration;
 use drumbeat_common::amqp::lapin::message::Delivery;
 use drumbeat_common::amqp::lapin::options::{BasicAckOptions, BasicNackOptions};
 use drumbeat_common::amqp::lapin::types::AMQPValue;
-use drumbeat_common::amqp::{timed, Publisher, ATTEMPT_HEADER};
+use drumbeat_common::amqp::PublishError;
+use drumbeat_common::amqp::{timed, PublisherSlot, ATTEMPT_HEADER};
 use drumbeat_common::DeadReason;
 
 use crate::deadletter::DeadLetter;
@@ -22,7 +23,8 @@ use crate::worker::Shared;
 /// One delivery being handled, with everything needed to settle it.
 pub(crate) struct InFlight {
     pub shared: Arc<Shared>,
-    pub publisher: Publisher,
+    /// Where outcomes are published: the supervisor's current publisher.
+    pub publisher: PublisherSlot,
     pub queue: String,
     pub delivery: Delivery,
     /// From `x-drumbeat-attempt`, 1 when absent.
@@ -78,11 +80,11 @@ impl InFlight {
         headers.insert(ATTEMPT_HEADER.into(), AMQPValue::LongLongInt(next.into()));
         props = props.with_headers(headers);
         let target = self.shared.topology.retry_queue(&self.queue, tier);
-        match self
-            .publisher
-            .publish("", &target, &self.delivery.data, props)
-            .await
-        {
+        let published = match self.publisher.wait(self.op_timeout()).await {
+            Some(p) => p.publish("", &target, &self.delivery.data, props).await,
+            None => Err(PublishError::Send("broker not connected".into())),
+        };
+        match published {
             Ok(()) => self.ack(outcome).await,
             Err(e) => {
                 tracing::warn!(id = self.id(), queue = %self.queue, error = %e, "retry publish failed; requeueing");
@@ -132,14 +134,19 @@ impl InFlight {
             attempts: self.attempt,
             queue: &self.queue,
         };
-        let published = letter
-            .publish(
-                &self.publisher,
-                &self.shared.topology,
-                &self.delivery.data,
-                &self.delivery.properties,
-            )
-            .await;
+        let published = match self.publisher.wait(self.op_timeout()).await {
+            Some(p) => {
+                letter
+                    .publish(
+                        &p,
+                        &self.shared.topology,
+                        &self.delivery.data,
+                        &self.delivery.properties,
+                    )
+                    .await
+            }
+            None => Err(PublishError::Send("broker not connected".into())),
+        };
         match published {
             Ok(()) => {
                 tracing::warn!(id = self.id(), queue = %self.queue, reason = %reason, "dead-lettered");

@@ -6,6 +6,7 @@
 
 mod connector;
 mod publisher;
+mod slot;
 mod topology;
 
 use std::future::Future;
@@ -15,6 +16,7 @@ pub use connector::Connector;
 pub use publisher::{
     header_int, header_str, long_string, task_properties, PendingConfirm, PublishError, Publisher,
 };
+pub use slot::{PublisherSender, PublisherSlot};
 pub use topology::Topology;
 
 pub use lapin;
