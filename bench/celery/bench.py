@@ -1,6 +1,6 @@
 """Celery side of drumbeat's benchmark; drumbeat-bench runs it and reads one JSON line.
 
-  bench.py worker --pool prefork|threads --concurrency C --tasks N --queue Q
+  bench.py worker --pool prefork|threads|solo --concurrency C --tasks N --queue Q
   bench.py beat --entries 1000 --warmup 3 --window 6 --queue Q
 
 worker: publishes N no-op tasks to a quorum queue, starts `celery worker` (acks_late), and

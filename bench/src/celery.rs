@@ -1,6 +1,7 @@
-//! Celery side by side: the same no-op workload on a Celery worker (acks_late; prefork and
-//! threads pools) and a Celery beat with 1 000 entries every second, on the same broker, in the
-//! same run. Python lives in `bench/celery/`, its venv in `bench/.venv` (created on demand).
+//! Celery side by side: the same no-op workload on a Celery worker (acks_late; prefork,
+//! threads and solo pools) and a Celery beat with 1 000 entries every second, on the same
+//! broker, in the same run. Python lives in `bench/celery/`, its venv in `bench/.venv`
+//! (created on demand).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -10,8 +11,10 @@ use anyhow::Context;
 use crate::beat::AtThousand;
 use crate::report::{fmt_stats, fmt_value, Row, Stats, Unit};
 
-/// Celery worker runs: pool and concurrency.
-const POOLS: [(&str, usize); 2] = [("prefork", 2), ("threads", 8)];
+/// Celery worker runs: pool and concurrency. `solo` runs each task inline in the consumer
+/// (concurrency is always 1): for no-op tasks it is Celery's fastest pool, so the headline row
+/// compares drumbeat with whichever of the three was fastest in the run, not with a straw man.
+const POOLS: [(&str, usize); 3] = [("prefork", 2), ("threads", 8), ("solo", 1)];
 
 fn bench_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).to_path_buf()
@@ -91,6 +94,51 @@ fn num(v: &serde_json::Value, k: &str) -> f64 {
         .unwrap_or(f64::NAN)
 }
 
+/// `runs` Celery worker runs of `tasks` no-op tasks with `pool` at `conc`, each on a fresh
+/// queue: the drain rates (tasks/s) and the peak RSS of the worker's process tree (MB).
+async fn worker_runs(
+    py: &Path,
+    pool: &str,
+    conc: usize,
+    tasks: usize,
+    runs: usize,
+) -> anyhow::Result<(Stats, Stats)> {
+    let mut rates = Vec::new();
+    let mut rss = Vec::new();
+    for i in 0..runs {
+        let queue = format!(
+            "bench-celery-{}",
+            &uuid::Uuid::new_v4().simple().to_string()[..8]
+        );
+        let v = bench_py(
+            py,
+            &[
+                "worker",
+                "--pool",
+                pool,
+                "--concurrency",
+                &conc.to_string(),
+                "--tasks",
+                &tasks.to_string(),
+                "--queue",
+                &queue,
+            ],
+        )
+        .await?;
+        eprintln!(
+            "  celery {pool} -c {conc} run {}: {:.0} tasks/s, RSS {:.0} MB",
+            i + 1,
+            num(&v, "rate"),
+            num(&v, "rss_mb")
+        );
+        rates.push(num(&v, "rate"));
+        rss.push(num(&v, "rss_mb"));
+    }
+    let s = Stats::of(&rates).context("no runs")?;
+    let m = Stats::of(&rss).context("no runs")?;
+    Ok((s, m))
+}
+
 /// The Celery rows; `worker_p32` and `beat_1k` are drumbeat's figures from this run (measured
 /// here when absent). Returns the Celery version too, or a skip row.
 pub async fn bench(
@@ -130,41 +178,9 @@ pub async fn bench(
         }
     };
     let mut rows = Vec::new();
+    let mut best: Option<(&str, usize, Stats)> = None;
     for (pool, conc) in POOLS {
-        let mut rates = Vec::new();
-        let mut rss = Vec::new();
-        for i in 0..runs {
-            let queue = format!(
-                "bench-celery-{}",
-                &uuid::Uuid::new_v4().simple().to_string()[..8]
-            );
-            let v = bench_py(
-                &py,
-                &[
-                    "worker",
-                    "--pool",
-                    pool,
-                    "--concurrency",
-                    &conc.to_string(),
-                    "--tasks",
-                    &tasks.to_string(),
-                    "--queue",
-                    &queue,
-                ],
-            )
-            .await?;
-            eprintln!(
-                "  celery {pool} -c {conc} run {}: {:.0} tasks/s, RSS {:.0} MB",
-                i + 1,
-                num(&v, "rate"),
-                num(&v, "rss_mb")
-            );
-            rates.push(num(&v, "rate"));
-            rss.push(num(&v, "rss_mb"));
-        }
-        let s = Stats::of(&rates).context("no runs")?;
-        let m = Stats::of(&rss).context("no runs")?;
-        let ratio = ours / s.median;
+        let (s, m) = worker_runs(&py, pool, conc, tasks, runs).await?;
         rows.push(
             Row::new(
                 "celery",
@@ -172,8 +188,22 @@ pub async fn bench(
                 fmt_value(ours, Unit::PerSec),
             )
             .baseline(format!("Celery {}", fmt_stats(&s, Unit::PerSec)))
-            .ratio(ratio)
-            .target("≥ 3.5× Celery", Some(ratio >= 3.5)),
+            .ratio(ours / s.median),
+        );
+        if best.is_none_or(|(_, _, b)| s.median > b.median) {
+            best = Some((pool, conc, s));
+        }
+    }
+    if let Some((pool, conc, s)) = best {
+        let ratio = ours / s.median;
+        let figure = format!(
+            "headline: drumbeat worker p32 vs Celery's fastest pool in this run ({pool} -c {conc})"
+        );
+        rows.push(
+            Row::new("celery", figure, fmt_value(ours, Unit::PerSec))
+                .baseline(format!("Celery {pool} {}", fmt_stats(&s, Unit::PerSec)))
+                .ratio(ratio)
+                .target("≥ 3.5× Celery", Some(ratio >= 3.5)),
         );
     }
     let beat = match beat_1k {
