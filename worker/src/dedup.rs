@@ -20,6 +20,11 @@
 //! are already counted, the script answers `lost` without claiming, and the delivery is
 //! dead-lettered `max-attempts` without running. Normal retries are thus never double-counted:
 //! each attempt number owns its own count. `done` deletes the count.
+//!
+//! A worker's death also costs a start to every *other* task it was running. Claims taken
+//! together by a dying worker would expire together and be claimed together again by the next
+//! one, dragging those innocent tasks through the whole crash loop in lockstep; so each claim's
+//! TTL gets a random extra (up to a quarter of it, at least 1 s), which scatters their returns.
 
 use std::time::Duration;
 
@@ -82,6 +87,8 @@ pub(crate) struct Dedup {
     ns: String,
     claim_ttl: Duration,
     claim_ttl_ms: String,
+    /// Upper bound of the random extra each new claim lives.
+    claim_jitter_ms: u64,
     done_ttl_ms: String,
     claim: Script,
     finish: Script,
@@ -98,6 +105,8 @@ impl Dedup {
             ns: ns.to_string(),
             claim_ttl,
             claim_ttl_ms: claim_ttl.as_millis().max(1).to_string(),
+            claim_jitter_ms: u64::try_from((claim_ttl / 4).max(Duration::from_secs(1)).as_millis())
+                .unwrap_or(u64::MAX),
             done_ttl_ms: done_ttl.as_millis().max(1).to_string(),
             claim: Script::new(CLAIM),
             finish: Script::new(FINISH),
@@ -126,12 +135,15 @@ impl Dedup {
     ) -> Result<Claim, RedisError> {
         let [done, claim, starts] = self.keys(id);
         let (attempt, max) = (attempt.to_string(), max_attempts.to_string());
+        let base = u64::try_from(self.claim_ttl.as_millis()).unwrap_or(u64::MAX);
+        let extra = rand::random_range(0..=self.claim_jitter_ms);
+        let ttl_ms = base.saturating_add(extra).max(1).to_string();
         let (answer, n): (String, u32) = self
             .redis
             .script(
                 &self.claim,
                 &[&done, &claim, &starts],
-                &[token, &self.claim_ttl_ms, &attempt, &max, &self.done_ttl_ms],
+                &[token, &ttl_ms, &attempt, &max, &self.done_ttl_ms],
             )
             .await?;
         Ok(match answer.as_str() {

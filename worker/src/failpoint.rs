@@ -36,7 +36,11 @@ pub(crate) fn announce() {
 #[cfg(feature = "failpoints")]
 pub(crate) fn abort_on_id(id: &str) {
     let armed = std::env::var("DRUMBEAT_FAILPOINT").ok();
-    if armed.as_deref().and_then(|v| v.strip_prefix("abort-on-id:")) == Some(id) {
+    if armed
+        .as_deref()
+        .and_then(|v| v.strip_prefix("abort-on-id:"))
+        == Some(id)
+    {
         eprintln!("failpoint abort-on-id: aborting while starting {id}");
         std::process::abort();
     }

@@ -170,7 +170,11 @@ async fn finish(shared: &Shared, id: &str, token: &str) -> bool {
         match shared.dedup.finish(id, token).await {
             Ok(()) => {
                 if backoff.failures() > 0 {
-                    tracing::info!(id, failures = backoff.failures(), "done recorded after retries");
+                    tracing::info!(
+                        id,
+                        failures = backoff.failures(),
+                        "done recorded after retries"
+                    );
                 }
                 return true;
             }

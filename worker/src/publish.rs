@@ -131,7 +131,9 @@ async fn redeclare(f: &InFlight, p: &Publisher) {
         Err(e) => Err(e),
     };
     match declared {
-        Ok(()) => tracing::info!(queue = %f.queue, "outcome was unroutable; topology declared again"),
+        Ok(()) => {
+            tracing::info!(queue = %f.queue, "outcome was unroutable; topology declared again")
+        }
         Err(e) => tracing::warn!(queue = %f.queue, error = %e, "re-declaring the topology failed"),
     }
 }

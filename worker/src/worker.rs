@@ -177,7 +177,9 @@ impl Worker {
         }
         spawn_redis_probe(shared.clone(), stop_side.clone());
         let grace = shared.settings.worker.drain_timeout;
-        shared.drain.watch(shutdown.clone(), grace, stop_side.clone());
+        shared
+            .drain
+            .watch(shutdown.clone(), grace, stop_side.clone());
         crate::failpoint::announce();
         tracing::info!(id = %shared.id, tasks = ?shared.registry.names(), "worker starting");
         crate::consumer::run(shared, shutdown).await;
