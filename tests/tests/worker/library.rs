@@ -316,12 +316,11 @@ async fn registering_one_task_name_twice_is_refused_by_build() {
             Err(TaskError::permanent("the second handler"))
         })
         .build();
-    let err = built
-        .err()
-        .expect("build refuses a task name registered twice");
+    let err = built.expect_err("build refuses a task name registered twice");
     println!("{err}");
     assert!(
-        err.to_string().contains("`same`") && err.to_string().contains("twice"),
-        "{err}"
+        matches!(&err, drumbeat_worker::WorkerError::DuplicateTask { task } if task == "same"),
+        "{err:?}"
     );
+    assert_eq!(err.to_string(), "task `same` is registered twice");
 }
