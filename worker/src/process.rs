@@ -113,7 +113,7 @@ async fn claim(f: &InFlight, id: &str, token: &str, stop: &CancellationToken) ->
     let mut backoff = Backoff::new(REDIS_RETRY_MIN, REDIS_RETRY_MAX);
     loop {
         if stop.is_cancelled() {
-            return None;
+            return give_back(shared, id, token, backoff.failures()).await;
         }
         match shared.dedup.claim(id, token, f.attempt, max_attempts).await {
             Ok(c) => {
@@ -128,12 +128,24 @@ async fn claim(f: &InFlight, id: &str, token: &str, stop: &CancellationToken) ->
                     tracing::warn!(id, error = %e, "redis unavailable; holding the delivery until it returns");
                 }
                 tokio::select! {
-                    _ = stop.cancelled() => return None,
+                    _ = stop.cancelled() => return give_back(shared, id, token, backoff.failures()).await,
                     _ = tokio::time::sleep(delay) => {}
                 }
             }
         }
     }
+}
+
+/// Stopping while claiming: a failed claim call may still have claimed (only its reply was
+/// lost), so give that claim back, best effort, rather than make the redelivery wait for it to
+/// expire. Always `None`.
+async fn give_back(shared: &Shared, id: &str, token: &str, failures: u32) -> Option<Claim> {
+    if failures > 0 {
+        if let Err(e) = shared.dedup.release(id, token).await {
+            tracing::debug!(id, error = %e, "could not give back a possible claim; it expires");
+        }
+    }
+    None
 }
 
 /// Makes the run's result durable in Redis: `done` on success (retried until the drain
