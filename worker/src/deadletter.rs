@@ -1,4 +1,4 @@
-//! Dead letters (DESIGN.md §5): the original body byte for byte, the original properties, and
+//! Dead letters (docs/design.md §5): the original body byte for byte, the original properties, and
 //! headers saying why, published with a confirm before the original is acked.
 
 use drumbeat_common::amqp::lapin::types::AMQPValue;

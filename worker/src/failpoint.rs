@@ -2,7 +2,8 @@
 //!
 //! `DRUMBEAT_FAILPOINT=crash-after-done` exits the process right after `done` is recorded and
 //! before the ack: the window the dedup protocol must survive (the redelivery is acked without
-//! running again).
+//! running again). `DRUMBEAT_FAILPOINT=abort-on-id:<id>` aborts the process when the handler of
+//! task `<id>` is about to start: a crash loop (docs/design.md §6.7).
 
 /// Exits with code 3 when the `crash-after-done` failpoint is armed.
 #[cfg(feature = "failpoints")]
@@ -29,3 +30,23 @@ pub(crate) fn announce() {
         }
     }
 }
+
+/// Aborts the process (SIGABRT, like a segfault in a native library or an OOM kill) when the
+/// `abort-on-id:<id>` failpoint names the task about to run.
+#[cfg(feature = "failpoints")]
+pub(crate) fn abort_on_id(id: &str) {
+    let armed = std::env::var("DRUMBEAT_FAILPOINT").ok();
+    if armed
+        .as_deref()
+        .and_then(|v| v.strip_prefix("abort-on-id:"))
+        == Some(id)
+    {
+        eprintln!("failpoint abort-on-id: aborting while starting {id}");
+        std::process::abort();
+    }
+}
+
+/// No-op without the `failpoints` feature.
+#[cfg(not(feature = "failpoints"))]
+#[inline(always)]
+pub(crate) fn abort_on_id(_id: &str) {}

@@ -109,7 +109,7 @@ pub(crate) struct Meta {
 /// A handler with its argument type erased, as the registry stores it.
 pub(crate) trait Erased: Send + Sync + 'static {
     /// Types the args and returns the run, or why the args do not fit.
-    fn prepare(&self, meta: Meta, args: serde_json::Value) -> Result<BoxFuture, String>;
+    fn prepare(&self, meta: Meta, args: serde_json::Value) -> Result<BoxFuture, serde_json::Error>;
 }
 
 /// Adapts a typed [`Handler`] to [`Erased`].
@@ -132,8 +132,8 @@ where
     A: DeserializeOwned + Send + 'static,
     H: Handler<A>,
 {
-    fn prepare(&self, meta: Meta, args: serde_json::Value) -> Result<BoxFuture, String> {
-        let args: A = serde_json::from_value(args).map_err(|e| e.to_string())?;
+    fn prepare(&self, meta: Meta, args: serde_json::Value) -> Result<BoxFuture, serde_json::Error> {
+        let args: A = serde_json::from_value(args)?;
         Ok(self.handler.call(Task {
             id: meta.id,
             name: meta.name,

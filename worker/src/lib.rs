@@ -1,5 +1,5 @@
 //! drumbeat's worker: consumes task queues, runs each task ID at most once to success, retries
-//! through broker-held delay tiers and dead-letters what cannot run (DESIGN.md §4–7).
+//! through broker-held delay tiers and dead-letters what cannot run (docs/design.md §4–7).
 //!
 //! It is both the `worker` binary (with the built-in `http` and `log` tasks) and a library for
 //! running your own Rust handlers:
@@ -46,13 +46,19 @@
 //! longer than `handler_timeout` counts as a retryable failure. Args that do not deserialise
 //! into the handler's type are dead-lettered as `invalid-args` without running. Handlers run at
 //! least once and usually once: a worker killed mid-run means another run with the same
-//! [`Task::id`], so use it as an idempotency key for side effects.
+//! [`Task::id`], so use it as an idempotency key for side effects. A task whose runs keep
+//! killing their worker is dead-lettered `max-attempts` after `max_attempts` such starts.
+//! Blocking work belongs in [`spawn_blocking`]: a run that times out keeps its claim until that
+//! work has returned, so its retry never overlaps it.
 //!
 //! # Layout
 //! - [`worker`](Worker): builder and `run`; `consumer`: connection supervisor, receive loop,
 //!   drain.
-//! - `process`: one delivery from decode to settle; `dedup`: the Redis claim/done scripts.
-//! - `outcome`: ack / retry / defer / dead-letter; `deadletter`: dead-letter headers.
+//! - `shared`: the context every delivery reads (settings, dedup, metrics, the drain deadline).
+//! - `process`: one delivery from decode to a verdict; `run`: the handler under its timeout,
+//!   holding the claim until its work ends; `dedup`: the Redis claim/done/start-count scripts.
+//! - `outcome`: the verdict carried out — the only code that acks; `publish`: outcome
+//!   publishes retried until confirmed; `deadletter`: dead-letter headers.
 //! - [`handler`](Handler), `registry`: the handler API and the name → handler map.
 //! - [`builtin`]: the binary's `http` and `log` tasks.
 //! - `metrics`, `status`: Prometheus families, `/status`, [`WorkerHandle`].
@@ -66,12 +72,16 @@ mod handler;
 mod metrics;
 mod outcome;
 mod process;
+mod publish;
 mod registry;
+mod run;
+mod shared;
 mod status;
 mod worker;
 
 pub use deadletter::{sanitize as sanitize_error, MAX_ERROR_BYTES};
 pub use handler::{BoxFuture, Handler, Task, TaskError, TaskResult};
 pub use metrics::Outcome;
+pub use run::spawn_blocking;
 pub use status::WorkerHandle;
 pub use worker::{Worker, WorkerBuilder, WorkerError};

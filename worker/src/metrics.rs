@@ -1,6 +1,6 @@
 //! The worker's Prometheus families and the counts `/status` shows.
 //!
-//! Names follow DESIGN.md §8 (`drumbeat_tasks_total{outcome}`, `drumbeat_tasks_expired_total`,
+//! Names follow docs/design.md §8 (`drumbeat_tasks_total{outcome}`, `drumbeat_tasks_expired_total`,
 //! ...); prometheus-client appends `_total` to counters itself.
 
 use std::sync::atomic::{AtomicI64, Ordering};

@@ -1,24 +1,25 @@
-//! Settling one delivery: ack, retry, defer or dead-letter — never ack before the outcome is
-//! durable (DESIGN.md §6.4).
+//! Settling one delivery — the only code that acks: ack, retry, defer or dead-letter, never
+//! before the outcome is durable (docs/design.md §6.4, §6.8).
 //!
-//! Every path that moves a message elsewhere publishes with a confirm first and acks only on
-//! success; when that publish fails the delivery is requeued (`nack`), so the broker keeps it and
-//! the quorum queue's delivery limit stays the backstop. Acks go to the channel the delivery came
-//! on, through its own acker, so an old delivery can never be acked on a new channel.
+//! [`process`](crate::process) decides a [`Verdict`]; [`settle`] carries it out. Every path that
+//! moves a message elsewhere publishes with a confirm first (see [`crate::publish`], which keeps
+//! retrying a failed publish instead of handing the delivery back, so a failed outcome never
+//! re-runs the handler at once) and acks only on success. Acks go to the channel the delivery
+//! came on, through its own acker, so an old delivery can never be acked on a new channel.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use drumbeat_common::amqp::lapin::message::Delivery;
-use drumbeat_common::amqp::lapin::options::{BasicAckOptions, BasicNackOptions};
-use drumbeat_common::amqp::lapin::types::AMQPValue;
-use drumbeat_common::amqp::PublishError;
-use drumbeat_common::amqp::{timed, PublisherSlot, ATTEMPT_HEADER};
+use drumbeat_common::amqp::lapin::options::BasicAckOptions;
+use drumbeat_common::amqp::{timed, PublisherSlot};
 use drumbeat_common::DeadReason;
+use tokio_util::sync::CancellationToken;
 
 use crate::deadletter::DeadLetter;
 use crate::metrics::Outcome;
-use crate::worker::Shared;
+use crate::publish::{publish, Target};
+use crate::shared::Shared;
 
 /// One delivery being handled, with everything needed to settle it.
 pub(crate) struct InFlight {
@@ -33,17 +34,111 @@ pub(crate) struct InFlight {
     pub id: Option<String>,
 }
 
+/// What to do with a delivery, decided once by `process`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Verdict {
+    /// Nothing more to record: ack (done, duplicate, expired).
+    Ack(Outcome),
+    /// A failed attempt: another one after a backoff (at least `after`), or a dead letter
+    /// `max-attempts` when this was the last allowed.
+    Retry {
+        after: Option<Duration>,
+        error: String,
+    },
+    /// Dead-letter with `reason`.
+    Dead { reason: DeadReason, error: String },
+    /// Claimed by another run: park in the shortest tier without counting an attempt.
+    Defer,
+    /// Leave unacked: the broker requeues it when its channel closes (stopping before a claim,
+    /// or a result that could not be recorded before the drain deadline).
+    Leave,
+}
+
+impl Verdict {
+    pub(crate) fn dead(reason: DeadReason, error: impl Into<String>) -> Self {
+        Self::Dead {
+            reason,
+            error: error.into(),
+        }
+    }
+}
+
+/// Carries out `verdict`: the one place that acks, retries, defers or dead-letters.
+pub(crate) async fn settle(f: &InFlight, verdict: Verdict, stop: &CancellationToken) {
+    let policy = f.shared.settings.retry_policy(&f.queue);
+    match verdict {
+        Verdict::Leave => {}
+        Verdict::Ack(outcome) => {
+            if f.ack().await {
+                f.shared.metrics.outcome(&f.queue, outcome);
+            }
+        }
+        Verdict::Defer => {
+            tracing::debug!(id = f.id(), queue = %f.queue, "claimed by another run; deferred");
+            let tier = policy.tier_at_least(Duration::ZERO);
+            let target = Target::Tier {
+                tier,
+                attempt: f.attempt,
+            };
+            if publish(f, &target, stop).await && f.ack().await {
+                f.shared.metrics.outcome(&f.queue, Outcome::Deferred);
+            }
+        }
+        Verdict::Retry { error, .. } if f.attempt >= policy.max_attempts => {
+            let msg = format!(
+                "attempt {} of {} failed: {error}",
+                f.attempt, policy.max_attempts
+            );
+            dead(f, DeadReason::MaxAttempts, &msg, stop).await;
+        }
+        Verdict::Retry { after, error } => {
+            let tier = match after {
+                Some(d) => policy.tier_at_least(d),
+                None => policy.backoff_tier(f.attempt),
+            };
+            tracing::info!(
+                id = f.id(), queue = %f.queue, attempt = f.attempt, retry_in = ?tier, error = %error,
+                "attempt failed; retrying"
+            );
+            let target = Target::Tier {
+                tier,
+                attempt: f.attempt + 1,
+            };
+            if publish(f, &target, stop).await && f.ack().await {
+                f.shared.metrics.outcome(&f.queue, Outcome::Retried);
+            }
+        }
+        Verdict::Dead { reason, error } => dead(f, reason, &error, stop).await,
+    }
+}
+
+/// Publishes a dead letter with `reason`, then acks; one log line, never the body.
+async fn dead(f: &InFlight, reason: DeadReason, error: &str, stop: &CancellationToken) {
+    let letter = DeadLetter {
+        reason,
+        error,
+        attempts: f.attempt,
+        queue: &f.queue,
+    };
+    if publish(f, &Target::Dead(letter), stop).await {
+        tracing::warn!(id = f.id(), queue = %f.queue, reason = %reason, "dead-lettered");
+        if f.ack().await {
+            f.shared.metrics.dead(&f.queue, reason);
+        }
+    }
+}
+
 impl InFlight {
-    fn op_timeout(&self) -> Duration {
+    pub(crate) fn op_timeout(&self) -> Duration {
         self.shared.settings.amqp.connect_timeout
     }
 
-    fn id(&self) -> &str {
+    pub(crate) fn id(&self) -> &str {
         self.id.as_deref().unwrap_or("-")
     }
 
-    /// Acks; a failure only means the channel is gone and the broker will redeliver.
-    pub(crate) async fn ack(&self, outcome: Outcome) {
+    /// Acks; `false` means the channel is gone and the broker will redeliver.
+    async fn ack(&self) -> bool {
         let acked = timed(
             "basic.ack",
             self.op_timeout(),
@@ -51,118 +146,20 @@ impl InFlight {
         )
         .await;
         match acked {
-            Ok(_) => self.shared.metrics.outcome(&self.queue, outcome),
-            Err(e) => tracing::warn!(
-                id = self.id(), queue = %self.queue, error = %e,
-                "ack failed; the broker will redeliver and dedup absorbs it"
-            ),
-        }
-    }
-
-    /// Gives the delivery back to the broker at once.
-    pub(crate) async fn requeue(&self) {
-        let opts = BasicNackOptions {
-            requeue: true,
-            multiple: false,
-        };
-        let _ = timed(
-            "basic.nack",
-            self.op_timeout(),
-            self.delivery.acker.nack(opts),
-        )
-        .await;
-    }
-
-    /// Republishes the same body to delay tier `tier` with attempt `next`, then acks.
-    pub(crate) async fn to_tier(&self, tier: Duration, next: u32, outcome: Outcome) {
-        let mut props = self.delivery.properties.clone();
-        let mut headers = props.headers().clone().unwrap_or_default();
-        headers.insert(ATTEMPT_HEADER.into(), AMQPValue::LongLongInt(next.into()));
-        props = props.with_headers(headers);
-        let target = self.shared.topology.retry_queue(&self.queue, tier);
-        let published = match self.publisher.wait(self.op_timeout()).await {
-            Some(p) => p.publish("", &target, &self.delivery.data, props).await,
-            None => Err(PublishError::Send("broker not connected".into())),
-        };
-        match published {
-            Ok(()) => self.ack(outcome).await,
-            Err(e) => {
-                tracing::warn!(id = self.id(), queue = %self.queue, error = %e, "retry publish failed; requeueing");
-                self.requeue().await;
-            }
-        }
-    }
-
-    /// A failed attempt: retry in a tier (at least `after` when given), or dead-letter
-    /// `max-attempts` when this was the last allowed attempt.
-    pub(crate) async fn retry(&self, after: Option<Duration>, error: &str) {
-        let policy = self.shared.settings.retry_policy(&self.queue);
-        if self.attempt >= policy.max_attempts {
-            let msg = format!(
-                "attempt {} of {} failed: {error}",
-                self.attempt, policy.max_attempts
-            );
-            return self.dead(DeadReason::MaxAttempts, &msg).await;
-        }
-        let tier = match after {
-            Some(d) => policy.tier_at_least(d),
-            None => policy.backoff_tier(self.attempt),
-        };
-        tracing::info!(
-            id = self.id(), queue = %self.queue, attempt = self.attempt, retry_in = ?tier, error = %error,
-            "attempt failed; retrying"
-        );
-        self.to_tier(tier, self.attempt + 1, Outcome::Retried).await;
-    }
-
-    /// Claimed elsewhere: park in the shortest tier without counting an attempt.
-    pub(crate) async fn defer(&self) {
-        let tier = self
-            .shared
-            .settings
-            .retry_policy(&self.queue)
-            .tier_at_least(Duration::ZERO);
-        tracing::debug!(id = self.id(), queue = %self.queue, "claimed by another run; deferred");
-        self.to_tier(tier, self.attempt, Outcome::Deferred).await;
-    }
-
-    /// Publishes a dead letter with `reason`, then acks; one log line, never the body.
-    pub(crate) async fn dead(&self, reason: DeadReason, error: &str) {
-        let letter = DeadLetter {
-            reason,
-            error,
-            attempts: self.attempt,
-            queue: &self.queue,
-        };
-        let published = match self.publisher.wait(self.op_timeout()).await {
-            Some(p) => {
-                letter
-                    .publish(
-                        &p,
-                        &self.shared.topology,
-                        &self.delivery.data,
-                        &self.delivery.properties,
-                    )
-                    .await
-            }
-            None => Err(PublishError::Send("broker not connected".into())),
-        };
-        match published {
-            Ok(()) => {
-                tracing::warn!(id = self.id(), queue = %self.queue, reason = %reason, "dead-lettered");
-                let acked = timed(
-                    "basic.ack",
-                    self.op_timeout(),
-                    self.delivery.acker.ack(BasicAckOptions::default()),
-                )
-                .await;
-                if acked.is_ok() {
-                    self.shared.metrics.dead(&self.queue, reason);
-                }
+            Ok(true) => true,
+            Ok(false) => {
+                tracing::warn!(
+                    id = self.id(), queue = %self.queue,
+                    "delivery's channel closed before the ack; the broker redelivers it and dedup absorbs it"
+                );
+                false
             }
             Err(e) => {
-                tracing::warn!(id = self.id(), queue = %self.queue, reason = %reason, error = %e, "dead-letter publish failed; requeueing");
-                self.requeue().await;
+                tracing::warn!(
+                    id = self.id(), queue = %self.queue, error = %e,
+                    "ack failed; the broker will redeliver and dedup absorbs it"
+                );
+                false
             }
         }
     }

@@ -1,23 +1,26 @@
-//! The life of one delivery: decode → expiry → handler lookup → claim → run → settle.
+//! The life of one delivery: decode → expiry → handler lookup → claim → run → record, ending
+//! in a [`Verdict`] that [`settle`] alone carries out.
 //!
 //! Everything that can be decided without Redis (bad body, expired, unknown task, bad args) is
 //! decided first, so a poison message never touches the dedup store. No handler runs without a
 //! claim: while Redis is unreachable the delivery is held (unacked) and the claim retried with
-//! capped backoff, and the prefetch bounds how many are held.
+//! capped backoff — with the same token, so a retry after a lost reply finds its own claim —
+//! and the prefetch bounds how many are held.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use drumbeat_common::amqp::{header_int, ATTEMPT_HEADER};
 use drumbeat_common::backoff::Backoff;
 use drumbeat_common::{DeadReason, Envelope};
-use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::dedup::Claim;
-use crate::handler::{BoxFuture, Meta, TaskError, TaskResult};
+use crate::handler::{Meta, TaskError};
 use crate::metrics::Outcome;
-use crate::outcome::InFlight;
-use crate::worker::Shared;
+use crate::outcome::{settle, InFlight, Verdict};
+use crate::run::{release_after, Ran};
+use crate::shared::Shared;
 
 /// Backoff bounds for Redis calls on the delivery path.
 const REDIS_RETRY_MIN: Duration = Duration::from_millis(100);
@@ -35,6 +38,12 @@ pub(crate) fn attempt_of(props: &drumbeat_common::amqp::lapin::BasicProperties) 
 /// shutting down: a delivery not yet claimed is then left unacked for the broker to requeue.
 #[tracing::instrument(skip_all, fields(queue = %f.queue, tag = f.delivery.delivery_tag))]
 pub(crate) async fn handle(mut f: InFlight, stop: CancellationToken) {
+    let verdict = process(&mut f, &stop).await;
+    settle(&f, verdict, &stop).await;
+}
+
+/// Decides what happens to the delivery; touches Redis and the handler, never the broker.
+async fn process(f: &mut InFlight, stop: &CancellationToken) -> Verdict {
     let shared = f.shared.clone();
     let props = &f.delivery.properties;
     let content_type = props.content_type().as_ref().map(|c| c.as_str());
@@ -46,17 +55,17 @@ pub(crate) async fn handle(mut f: InFlight, stop: CancellationToken) {
         Ok(env) => env,
         Err(e) => {
             f.id = props.message_id().as_ref().map(|m| m.to_string());
-            return f.dead(e.reason(), &e.to_string()).await;
+            return Verdict::dead(e.reason(), e.to_string());
         }
     };
     f.id = Some(env.id.clone());
     if env.is_expired(chrono::Utc::now()) {
         tracing::info!(id = %env.id, expires_at = ?env.expires_at, "task expired before it started; skipped");
-        return f.ack(Outcome::Expired).await;
+        return Verdict::Ack(Outcome::Expired);
     }
     let Some(handler) = shared.registry.get(&env.task) else {
         let msg = format!("no handler registered for task `{}`", env.task);
-        return f.dead(DeadReason::UnknownTask, &msg).await;
+        return Verdict::dead(DeadReason::UnknownTask, msg);
     };
     let meta = Meta {
         id: env.id.clone(),
@@ -68,33 +77,45 @@ pub(crate) async fn handle(mut f: InFlight, stop: CancellationToken) {
     };
     let run = match handler.prepare(meta, env.args) {
         Ok(run) => run,
-        Err(e) => return f.dead(DeadReason::InvalidArgs, &format!("args: {e}")).await,
+        Err(e) => return Verdict::dead(DeadReason::InvalidArgs, format!("args: {e}")),
     };
     let token = format!("{}:{}", shared.id, uuid::Uuid::new_v4().simple());
-    let Some(claim) = claim(&shared, &env.id, &token, &stop).await else {
-        return; // stopping: unacked, the broker requeues it when the channel closes
+    let Some(claim) = claim(f, &env.id, &token, stop).await else {
+        return Verdict::Leave; // stopping: unacked, the broker requeues it when the channel closes
     };
     match claim {
         Claim::Done => {
             tracing::info!(id = %env.id, "already done; acked without running");
-            f.ack(Outcome::Duplicate).await;
+            Verdict::Ack(Outcome::Duplicate)
         }
-        Claim::Busy => f.defer().await,
+        Claim::Busy => Verdict::Defer,
+        Claim::Lost(n) => {
+            let msg = format!(
+                "worker lost {n} times running attempt {} (killed, aborted or out of memory \
+                 before recording an outcome); not run again",
+                f.attempt
+            );
+            tracing::warn!(id = %env.id, lost = n, "crash loop: dead-lettering without running");
+            Verdict::dead(DeadReason::MaxAttempts, msg)
+        }
         Claim::Claimed => {
-            let result = run_handler(&shared, &env.task, run).await;
-            settle(&f, &env.id, &token, result, &stop).await;
+            crate::failpoint::abort_on_id(&env.id);
+            let ran = crate::run::run(&shared, &env.task, run).await;
+            record(&shared, &env.id, &token, ran).await
         }
     }
 }
 
 /// Claims `id`, retrying with capped backoff while Redis fails; `None` when told to stop.
-async fn claim(shared: &Shared, id: &str, token: &str, stop: &CancellationToken) -> Option<Claim> {
+async fn claim(f: &InFlight, id: &str, token: &str, stop: &CancellationToken) -> Option<Claim> {
+    let shared = &f.shared;
+    let max_attempts = shared.settings.retry_policy(&f.queue).max_attempts;
     let mut backoff = Backoff::new(REDIS_RETRY_MIN, REDIS_RETRY_MAX);
     loop {
         if stop.is_cancelled() {
-            return None;
+            return give_back(shared, id, token, backoff.failures()).await;
         }
-        match shared.dedup.claim(id, token).await {
+        match shared.dedup.claim(id, token, f.attempt, max_attempts).await {
             Ok(c) => {
                 if backoff.failures() > 0 {
                     tracing::info!(id, failures = backoff.failures(), "redis back; claim taken");
@@ -107,7 +128,7 @@ async fn claim(shared: &Shared, id: &str, token: &str, stop: &CancellationToken)
                     tracing::warn!(id, error = %e, "redis unavailable; holding the delivery until it returns");
                 }
                 tokio::select! {
-                    _ = stop.cancelled() => return None,
+                    _ = stop.cancelled() => return give_back(shared, id, token, backoff.failures()).await,
                     _ = tokio::time::sleep(delay) => {}
                 }
             }
@@ -115,63 +136,72 @@ async fn claim(shared: &Shared, id: &str, token: &str, stop: &CancellationToken)
     }
 }
 
-/// Runs the handler in its own task, under `handler_timeout`; a panic or a timeout is a
-/// retryable failure and never takes the worker down.
-async fn run_handler(shared: &Shared, task: &str, run: BoxFuture) -> TaskResult {
-    let timeout = shared.settings.worker.handler_timeout;
-    shared.metrics.run_started();
-    let started = Instant::now();
-    let mut handle = tokio::spawn(run);
-    let result = match tokio::time::timeout(timeout, &mut handle).await {
-        Ok(Ok(r)) => r,
-        Ok(Err(join)) if join.is_panic() => {
-            let payload = join.into_panic();
-            let msg = payload
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| payload.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "non-string panic".into());
-            Err(TaskError::retry(format!("handler panicked: {msg}")))
+/// Stopping while claiming: a failed claim call may still have claimed (only its reply was
+/// lost), so give that claim back, best effort, rather than make the redelivery wait for it to
+/// expire. Always `None`.
+async fn give_back(shared: &Shared, id: &str, token: &str, failures: u32) -> Option<Claim> {
+    if failures > 0 {
+        if let Err(e) = shared.dedup.release(id, token).await {
+            tracing::debug!(id, error = %e, "could not give back a possible claim; it expires");
         }
-        Ok(Err(_)) => Err(TaskError::retry("handler task was cancelled")),
-        Err(_) => {
-            handle.abort();
-            Err(TaskError::retry(format!(
-                "handler timed out after {timeout:?}"
-            )))
-        }
-    };
-    shared.metrics.handler_ran(task, started.elapsed());
-    shared.metrics.run_ended();
-    result
+    }
+    None
 }
 
-/// Makes the result durable, then acks (or retries / dead-letters).
-async fn settle(f: &InFlight, id: &str, token: &str, result: TaskResult, stop: &CancellationToken) {
-    let shared = &f.shared;
-    match result {
+/// Makes the run's result durable in Redis: `done` on success (retried until the drain
+/// deadline), the claim released on failure (once leftover work has ended).
+async fn record(shared: &Arc<Shared>, id: &str, token: &str, ran: Ran) -> Verdict {
+    match ran.result {
         Ok(()) => {
-            let mut backoff = Backoff::new(REDIS_RETRY_MIN, REDIS_RETRY_MAX);
-            while let Err(e) = shared.dedup.finish(id, token).await {
-                let delay = backoff.next_delay();
-                tracing::warn!(id, error = %e, retry_in = ?delay, "could not record done; retrying");
-                tokio::select! {
-                    // Unacked: redelivered and run again (at least once), never lost.
-                    _ = stop.cancelled() => return,
-                    _ = tokio::time::sleep(delay) => {}
-                }
+            if !finish(shared, id, token).await {
+                // Unacked: redelivered and run again (at least once), never lost.
+                return Verdict::Leave;
             }
             crate::failpoint::crash_after_done();
             tracing::debug!(id, "done");
-            f.ack(Outcome::Done).await;
+            Verdict::Ack(Outcome::Done)
         }
         Err(e) => {
-            if let Err(re) = shared.dedup.release(id, token).await {
-                tracing::warn!(id, error = %re, "could not release claim; it expires on its own");
-            }
+            release_after(shared, id, token, ran.leftover).await;
             match e {
-                TaskError::Retry { after, message } => f.retry(after, &message).await,
-                TaskError::Permanent(message) => f.dead(DeadReason::Rejected, &message).await,
+                TaskError::Retry { after, message } => Verdict::Retry {
+                    after,
+                    error: message,
+                },
+                TaskError::Permanent(message) => Verdict::dead(DeadReason::Rejected, message),
+            }
+        }
+    }
+}
+
+/// Records `done`, retrying while Redis fails until it works or the drain deadline passes
+/// (not merely until shutdown starts); `false` when it was never recorded.
+async fn finish(shared: &Shared, id: &str, token: &str) -> bool {
+    let mut backoff = Backoff::new(REDIS_RETRY_MIN, REDIS_RETRY_MAX);
+    loop {
+        match shared.dedup.finish(id, token).await {
+            Ok(()) => {
+                if backoff.failures() > 0 {
+                    tracing::info!(
+                        id,
+                        failures = backoff.failures(),
+                        "done recorded after retries"
+                    );
+                }
+                return true;
+            }
+            Err(e) => {
+                let delay = backoff.next_delay();
+                if backoff.failures() == 1 {
+                    tracing::warn!(id, error = %e, "could not record done; retrying until it works or the drain ends");
+                }
+                tokio::select! {
+                    _ = shared.drain.over() => {
+                        tracing::warn!(id, "drain deadline passed before done was recorded; the task will run again");
+                        return false;
+                    }
+                    _ = tokio::time::sleep(delay) => {}
+                }
             }
         }
     }

@@ -9,7 +9,7 @@ use drumbeat_common::ops::OpsState;
 use tokio_util::sync::CancellationToken;
 
 use crate::metrics::Outcome;
-use crate::worker::Shared;
+use crate::shared::Shared;
 
 /// How often Redis readiness is probed.
 const REDIS_PROBE_EVERY: Duration = Duration::from_secs(2);

@@ -16,10 +16,14 @@ use crate::dedup::Dedup;
 use crate::handler::Handler;
 use crate::metrics::WorkerMetrics;
 use crate::registry::Registry;
+use crate::shared::Drain;
+pub(crate) use crate::shared::Shared;
 use crate::status::{spawn_redis_probe, WorkerHandle};
 
-/// A claim outlives the handler timeout by this much, covering the calls that record the result.
-const CLAIM_MARGIN: Duration = Duration::from_secs(5);
+/// A claim outlives the handler timeout and two Redis round trips by this much (scheduling
+/// slack). It is also the time a dead worker's claim keeps its task waiting, so it stays small:
+/// a run that outlives its timeout renews its claim itself (docs/design.md §6.4).
+const CLAIM_MARGIN: Duration = Duration::from_secs(1);
 
 /// Why a worker could not be built or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -27,6 +31,13 @@ pub enum WorkerError {
     /// `build()` was called without any `.task(..)`.
     #[error("no task handlers registered")]
     NoTasks,
+    /// `.task(name, ..)` was called twice with one name: which handler should run is
+    /// ambiguous, so the builder refuses instead of silently keeping the last.
+    #[error("task `{task}` is registered twice")]
+    DuplicateTask {
+        /// The task name.
+        task: String,
+    },
     /// The Redis pool could not be created (bad URL parts).
     #[error("redis setup failed")]
     Redis(#[source] RedisError),
@@ -39,21 +50,6 @@ pub enum WorkerError {
         #[source]
         source: std::io::Error,
     },
-}
-
-/// State every delivery task shares.
-pub(crate) struct Shared {
-    pub settings: Settings,
-    pub id: String,
-    pub registry: Registry,
-    pub dedup: Dedup,
-    pub topology: Topology,
-    pub metrics: WorkerMetrics,
-    pub metrics_registry: MetricsRegistry,
-    pub amqp_up: AtomicBool,
-    pub redis_up: AtomicBool,
-    /// Beaten by the Redis probe loop; `/healthz` fails when it stops.
-    pub heartbeat: drumbeat_common::ops::Heartbeat,
 }
 
 /// Collects the worker's ID and handlers; see the crate docs for an example.
@@ -73,7 +69,8 @@ impl WorkerBuilder {
     }
 
     /// Registers `handler` for tasks named `name`; its argument type `A` is read from `args`
-    /// with serde (a mismatch is dead-lettered as `invalid-args`, without retries).
+    /// with serde (a mismatch is dead-lettered as `invalid-args`, without retries). A name
+    /// registered twice makes [`build`](Self::build) fail with [`WorkerError::DuplicateTask`].
     pub fn task<A, H>(mut self, name: &str, handler: H) -> Self
     where
         A: DeserializeOwned + Send + 'static,
@@ -92,6 +89,11 @@ impl WorkerBuilder {
 
     /// Checks the handlers and prepares the Redis pool (nothing connects yet).
     pub fn build(self) -> Result<Worker, WorkerError> {
+        if let Some(task) = self.registry.duplicate() {
+            return Err(WorkerError::DuplicateTask {
+                task: task.to_string(),
+            });
+        }
         if self.registry.is_empty() {
             return Err(WorkerError::NoTasks);
         }
@@ -117,6 +119,7 @@ impl WorkerBuilder {
             amqp_up: AtomicBool::new(false),
             redis_up: AtomicBool::new(false),
             heartbeat: crate::status::heartbeat(&settings),
+            drain: Drain::default(),
             settings,
         };
         Ok(Worker {
@@ -157,7 +160,7 @@ impl Worker {
         }
     }
 
-    /// Consumes until `shutdown` is cancelled, then drains (DESIGN.md §6.4–6.6) and returns.
+    /// Consumes until `shutdown` is cancelled, then drains (docs/design.md §6.4–6.6) and returns.
     /// Broker and Redis outages are waited out, not returned; an error means the ops endpoint
     /// could not start.
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), WorkerError> {
@@ -173,6 +176,10 @@ impl Worker {
                 .map_err(|source| WorkerError::Ops { addr, source })?;
         }
         spawn_redis_probe(shared.clone(), stop_side.clone());
+        let grace = shared.settings.worker.drain_timeout;
+        shared
+            .drain
+            .watch(shutdown.clone(), grace, stop_side.clone());
         crate::failpoint::announce();
         tracing::info!(id = %shared.id, tasks = ?shared.registry.names(), "worker starting");
         crate::consumer::run(shared, shutdown).await;

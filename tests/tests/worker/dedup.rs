@@ -1,4 +1,4 @@
-//! Execute once per ID (DESIGN.md §6.4): duplicates, two workers racing, a dead claimer.
+//! Execute once per ID (docs/design.md §6.4): duplicates, two workers racing, a dead claimer.
 
 use std::time::{Duration, Instant};
 

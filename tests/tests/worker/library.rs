@@ -304,3 +304,23 @@ async fn stale_fires_are_skipped_not_dead_lettered() {
     assert_eq!(ready(&ns, "q.dead").await, 0, "nothing dead-lettered");
     w.shutdown().await;
 }
+
+#[tokio::test]
+async fn registering_one_task_name_twice_is_refused_by_build() {
+    let ns = TestNs::new("w-duptask");
+    let settings = ns.settings(&worker_toml(3, ""));
+    let built = drumbeat_worker::Worker::builder(settings)
+        .task("same", |_task: Task<serde_json::Value>| async { Ok(()) })
+        .task("other", |_task: Task<serde_json::Value>| async { Ok(()) })
+        .task("same", |_task: Task<serde_json::Value>| async {
+            Err(TaskError::permanent("the second handler"))
+        })
+        .build();
+    let err = built.expect_err("build refuses a task name registered twice");
+    println!("{err}");
+    assert!(
+        matches!(&err, drumbeat_worker::WorkerError::DuplicateTask { task } if task == "same"),
+        "{err:?}"
+    );
+    assert_eq!(err.to_string(), "task `same` is registered twice");
+}

@@ -1,10 +1,15 @@
 //! Worker tests: real Redis and RabbitMQ, one namespace each; process faults use the real binary.
 
 mod bad_input;
+mod blocking;
+mod claim_retry;
 mod client;
+mod crash_loop;
 mod dedup;
+mod drain_record;
 mod http;
 mod library;
 mod outage;
+mod outcome_publish;
 mod process;
 mod support;

@@ -1,0 +1,139 @@
+//! Publishing a delivery's outcome (a retry tier, a deferral, a dead letter) until the broker
+//! confirms it (docs/design.md §6.8).
+//!
+//! Handing the delivery back on a failed publish (`nack` + requeue) would make the broker
+//! redeliver it at once and the handler run again with no backoff — twenty times until the
+//! quorum queue's delivery limit, or for ever where nacks no longer count. So the delivery is
+//! kept (unacked) while the publish is retried with capped backoff through the supervisor's
+//! current publisher; an unroutable return means part of our topology is gone (a tier or the
+//! DLQ deleted), so the queue's topology is declared again before the next try. Retrying stops
+//! only when the delivery can no longer be acked (its channel closed: the broker requeues it)
+//! or at the drain deadline. One warning per outcome, not one per try.
+
+use std::time::Duration;
+
+use drumbeat_common::amqp::lapin::types::AMQPValue;
+use drumbeat_common::amqp::{PublishError, Publisher, ATTEMPT_HEADER};
+use drumbeat_common::backoff::Backoff;
+use tokio_util::sync::CancellationToken;
+
+use crate::deadletter::DeadLetter;
+use crate::outcome::InFlight;
+
+/// Backoff bounds between publish tries of one outcome.
+const RETRY_MIN: Duration = Duration::from_millis(100);
+const RETRY_MAX: Duration = Duration::from_secs(10);
+
+/// Where an outcome goes.
+pub(crate) enum Target<'a> {
+    /// The same body to delay tier `tier`, carrying attempt number `attempt`.
+    Tier { tier: Duration, attempt: u32 },
+    /// The dead-letter queue.
+    Dead(DeadLetter<'a>),
+}
+
+/// Publishes `target` for `f` until confirmed (`true`), or gives up (`false`, delivery left
+/// unacked) when it can no longer be acked or the drain is over.
+pub(crate) async fn publish(f: &InFlight, target: &Target<'_>, stop: &CancellationToken) -> bool {
+    let mut backoff = Backoff::new(RETRY_MIN, RETRY_MAX);
+    loop {
+        if let Some(why) = give_up(f, stop) {
+            if backoff.failures() > 0 {
+                tracing::warn!(
+                    id = f.id(), queue = %f.queue, tries = backoff.failures(),
+                    "outcome publish abandoned ({why}); the broker requeues the delivery"
+                );
+            }
+            return false;
+        }
+        let result = match f.publisher.wait(f.op_timeout()).await {
+            Some(p) => {
+                let r = send(f, &p, target).await;
+                if matches!(r, Err(PublishError::Returned { .. })) {
+                    redeclare(f, &p).await;
+                }
+                r
+            }
+            None => Err(PublishError::Send("no open publisher channel".into())),
+        };
+        match result {
+            Ok(()) => {
+                if backoff.failures() > 0 {
+                    tracing::info!(
+                        id = f.id(), queue = %f.queue, tries = backoff.failures() + 1,
+                        "outcome published after retries"
+                    );
+                }
+                return true;
+            }
+            Err(e) => {
+                let delay = backoff.next_delay();
+                if backoff.failures() == 1 {
+                    tracing::warn!(
+                        id = f.id(), queue = %f.queue, error = %e,
+                        "outcome publish failed; keeping the delivery and retrying with backoff"
+                    );
+                }
+                let draining = f.shared.drain.started();
+                tokio::select! {
+                    _ = tokio::time::sleep(delay) => {}
+                    _ = f.shared.drain.over() => {}
+                    _ = stop.cancelled(), if !draining => {}
+                }
+            }
+        }
+    }
+}
+
+/// Why retrying is pointless now, if it is.
+fn give_up(f: &InFlight, stop: &CancellationToken) -> Option<&'static str> {
+    if !f.delivery.acker.usable() {
+        Some("its channel closed")
+    } else if f.shared.drain.is_over() {
+        Some("drain deadline")
+    } else if stop.is_cancelled() && !f.shared.drain.started() {
+        Some("session lost")
+    } else {
+        None
+    }
+}
+
+async fn send(f: &InFlight, p: &Publisher, target: &Target<'_>) -> Result<(), PublishError> {
+    let d = &f.delivery;
+    match target {
+        Target::Tier { tier, attempt } => {
+            let mut headers = d.properties.headers().clone().unwrap_or_default();
+            headers.insert(
+                ATTEMPT_HEADER.into(),
+                AMQPValue::LongLongInt((*attempt).into()),
+            );
+            let props = d.properties.clone().with_headers(headers);
+            let queue = f.shared.topology.retry_queue(&f.queue, *tier);
+            p.publish("", &queue, &d.data, props).await
+        }
+        Target::Dead(letter) => {
+            letter
+                .publish(p, &f.shared.topology, &d.data, &d.properties)
+                .await
+        }
+    }
+}
+
+/// Declares the queue's topology again on the publisher's channel (idempotent).
+async fn redeclare(f: &InFlight, p: &Publisher) {
+    let topo = &f.shared.topology;
+    let policy = f.shared.settings.retry_policy(&f.queue);
+    let declared = match topo.declare_queue(p.channel(), &f.queue).await {
+        Ok(()) => {
+            topo.declare_retry_tiers(p.channel(), &f.queue, policy)
+                .await
+        }
+        Err(e) => Err(e),
+    };
+    match declared {
+        Ok(()) => {
+            tracing::info!(queue = %f.queue, "outcome was unroutable; topology declared again")
+        }
+        Err(e) => tracing::warn!(queue = %f.queue, error = %e, "re-declaring the topology failed"),
+    }
+}
