@@ -2,6 +2,7 @@
 
 mod failover;
 mod first_term;
+mod lease_retry;
 mod lease_steal;
 mod ledger;
 mod outage;
