@@ -1,4 +1,4 @@
-//! The leader lease (DESIGN.md §6.1) and self-fencing.
+//! The leader lease (docs/design.md §6.1) and self-fencing.
 //!
 //! One Redis key `{ns}:beat:lease` holds `"{id} {token}"`. A standby campaigns with
 //! `SET NX PX ttl`; the leader renews with a token-checked script every `renew_every` and
@@ -195,7 +195,9 @@ impl Lease {
             let sent_at = Instant::now();
             let own = self.renew_own().await?;
             if own {
-                tracing::info!("lease already holds our value (an earlier campaign's reply was lost)");
+                tracing::info!(
+                    "lease already holds our value (an earlier campaign's reply was lost)"
+                );
             }
             own.then_some(sent_at)
         };

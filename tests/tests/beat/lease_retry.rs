@@ -31,13 +31,19 @@ async fn a_lost_set_nx_reply_is_recognised_as_our_own_lease() {
     let led = wait_log(&b1, &to_role("leader"), 1, Duration::from_secs(30)).await;
     let took = secs(started, led);
     println!("lost SET NX reply: b1 led {took:.2}s after start (ttl {TTL_SECS}s)");
-    assert_eq!(relay.delayed.load(Ordering::SeqCst), 1, "the reply was held");
+    assert_eq!(
+        relay.delayed.load(Ordering::SeqCst),
+        1,
+        "the reply was held"
+    );
     assert!(
         took < TTL_SECS as f64 / 2.0,
         "b1 waited out its own lease: led {took:.2}s after start"
     );
     assert_eq!(
-        lease_holder(&ns, drumbeat_tests::REDIS_URL).await.as_deref(),
+        lease_holder(&ns, drumbeat_tests::REDIS_URL)
+            .await
+            .as_deref(),
         Some("b1")
     );
     ledger.wait_count(2, Duration::from_secs(15)).await;

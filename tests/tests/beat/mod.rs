@@ -1,5 +1,7 @@
 //! The beat against real Redis and RabbitMQ, as real processes with injected faults.
 
+mod catch_up;
+mod cursor_retry;
 mod failover;
 mod first_term;
 mod lease_retry;
@@ -8,4 +10,5 @@ mod ledger;
 mod outage;
 mod race;
 mod support;
+mod trigger_change;
 mod unroutable;
