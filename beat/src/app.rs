@@ -173,7 +173,6 @@ impl Beat {
             failed = failed.or(joined("broker link", link_task.await));
         }
         if let Some(e) = failed {
-            tracing::error!(error = %e, cause = ?std::error::Error::source(&e), "beat stopped after a task failure");
             return Err(e);
         }
         tracing::info!("beat stopped");

@@ -33,17 +33,28 @@ impl SkipLog {
         }
     }
 
-    /// Logs and closes every open catch-up whose schedule is not waiting for a send retry.
-    pub fn close(&mut self, plan: &Plan, retrying: &BTreeSet<usize>) {
+    /// Logs and closes the open catch-ups of the schedules in `settled` (their fires went out
+    /// this turn, or there was nothing to send).
+    pub fn close(&mut self, plan: &Plan, settled: &BTreeSet<usize>) {
         if self.open.is_empty() {
             return;
         }
         let done: Vec<usize> = self
             .open
             .keys()
-            .filter(|i| !retrying.contains(i))
+            .filter(|i| settled.contains(i))
             .copied()
             .collect();
+        self.log(plan, done);
+    }
+
+    /// Logs and closes every open catch-up (the term ended).
+    pub fn close_all(&mut self, plan: &Plan) {
+        let all: Vec<usize> = self.open.keys().copied().collect();
+        self.log(plan, all);
+    }
+
+    fn log(&mut self, plan: &Plan, done: Vec<usize>) {
         for idx in done {
             if let Some(s) = self.open.remove(&idx) {
                 let schedule = plan.schedule(idx);

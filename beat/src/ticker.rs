@@ -142,7 +142,7 @@ impl Ticker {
     /// Leads until the term ends or `stop`; open catch-ups are logged on the way out.
     async fn lead(&mut self, plan: Plan, term: u64, stop: &CancellationToken) {
         let plan = self.lead_term(plan, term, stop).await;
-        self.skips.close(&plan, &BTreeSet::new());
+        self.skips.close_all(&plan);
     }
 
     async fn lead_term(&mut self, mut plan: Plan, term: u64, stop: &CancellationToken) -> Plan {
@@ -156,13 +156,15 @@ impl Ticker {
                 return plan;
             }
             let due = plan.take_due(self.clock.now(), &mut self.book);
+            // Settled this turn: schedules that only skipped, and those whose sends all went out.
+            let mut settled: BTreeSet<usize> = due.skipped.iter().map(|s| s.0).collect();
+            settled.extend(due.fires.iter().map(|f| f.idx));
             self.skips.note(&self.metrics, due.skipped);
-            let retrying = if due.fires.is_empty() {
-                BTreeSet::new()
-            } else {
-                self.send(&mut plan, due.fires).await
-            };
-            self.skips.close(&plan, &retrying);
+            if !due.fires.is_empty() {
+                let retrying = self.send(&mut plan, due.fires).await;
+                settled.retain(|i| !retrying.contains(i));
+            }
+            self.skips.close(&plan, &settled);
             if self.flusher.due(&self.book) && self.flush().await == Step::TermOver {
                 return plan;
             }
