@@ -168,3 +168,7 @@ fn fast_forward(trigger: &Trigger, walk: &mut Walk, stale: DateTime<Utc>, keep: 
     walk.last = Some(last);
     walk.at = last;
 }
+
+#[cfg(test)]
+#[path = "catchup_tests.rs"]
+mod tests;
