@@ -16,7 +16,7 @@ use crate::clock::Clock;
 use crate::cursor::Cursors;
 use crate::lease::{Lease, Role};
 use crate::metrics::{status_json, BeatMetrics, Status, StatusBoard};
-use crate::ticker::Ticker;
+use crate::ticker::{Parts, Ticker};
 
 /// Why a beat could not start.
 #[derive(Debug, thiserror::Error)]
@@ -24,6 +24,15 @@ pub enum BeatError {
     /// The Redis pool could not be built.
     #[error(transparent)]
     Redis(#[from] RedisError),
+    /// A task of the beat (lease loop, broker link, fire loop) panicked or was aborted; the
+    /// beat stopped rather than run headless.
+    #[error("beat task `{task}` failed")]
+    Task {
+        /// Which task.
+        task: &'static str,
+        /// The panic or cancellation.
+        source: tokio::task::JoinError,
+    },
     /// The ops endpoint could not bind.
     #[error("ops endpoint {addr}: {source}")]
     Ops {
@@ -115,27 +124,70 @@ impl Beat {
             pub_tx,
             link_stop.clone(),
         ));
-        let ticker = Ticker {
+        let ticker = Ticker::new(
             schedules,
-            clock: self.clock.clone(),
-            lease,
-            cursors,
-            topology,
-            roles: role_rx,
-            publisher: pub_rx,
-            metrics: self.metrics.clone(),
-            status: self.status.clone(),
-            confirmed: Vec::new(),
+            Parts {
+                clock: self.clock.clone(),
+                lease: lease.clone(),
+                cursors,
+                topology,
+                roles: role_rx,
+                publisher: pub_rx,
+                metrics: self.metrics.clone(),
+                status: self.status.clone(),
+            },
+        );
+        tracing::info!(id = %self.id, schedules = ticker.len(), "beat started");
+        let fire_stop = shutdown.child_token();
+        let mut fire_task = tokio::spawn(ticker.run(fire_stop.clone()));
+        let mut lease_task = lease_task;
+        let mut link_task = link_task;
+        // Every task is awaited. If the lease or link task dies, the fire loop is stopped (it
+        // flushes owed cursors while the lease still holds) rather than left running headless.
+        let (mut lease_done, mut link_done) = (false, false);
+        let mut failed = tokio::select! {
+            r = &mut fire_task => joined("fire loop", r),
+            r = &mut lease_task => {
+                lease_done = true;
+                fire_stop.cancel();
+                joined("lease loop", r).or(joined("fire loop", (&mut fire_task).await))
+            }
+            r = &mut link_task => {
+                link_done = true;
+                fire_stop.cancel();
+                joined("broker link", r).or(joined("fire loop", (&mut fire_task).await))
+            }
         };
-        tracing::info!(id = %self.id, schedules = ticker.schedules.len(), "beat started");
-        ticker.run(shutdown).await;
         // Publishing has stopped: now hand the lease over, then close the broker link.
         lease_stop.cancel();
-        let _ = lease_task.await;
+        if lease_done {
+            // The lease loop is gone: release here so a standby takes over at its next poll.
+            if lease.deadline().is_some() {
+                let _ = lease.release().await;
+            }
+        } else {
+            failed = failed.or(joined("lease loop", lease_task.await));
+        }
         link_stop.cancel();
-        let _ = link_task.await;
+        if !link_done {
+            failed = failed.or(joined("broker link", link_task.await));
+        }
+        if let Some(e) = failed {
+            return Err(e);
+        }
         tracing::info!("beat stopped");
         Ok(())
+    }
+}
+
+/// A task that ended on its own is fine when it returned; a panic or abort is logged and kept.
+fn joined(task: &'static str, r: Result<(), tokio::task::JoinError>) -> Option<BeatError> {
+    match r {
+        Ok(()) => None,
+        Err(source) => {
+            tracing::error!(task, error = %source, "beat task panicked");
+            Some(BeatError::Task { task, source })
+        }
     }
 }
 

@@ -1,4 +1,4 @@
-//! The leader lease (DESIGN.md §6.1) and self-fencing.
+//! The leader lease (docs/design.md §6.1) and self-fencing.
 //!
 //! One Redis key `{ns}:beat:lease` holds `"{id} {token}"`. A standby campaigns with
 //! `SET NX PX ttl`; the leader renews with a token-checked script every `renew_every` and
@@ -8,6 +8,15 @@
 //! stops at its local deadline has stopped before anyone else could have taken over. A slow
 //! Redis reply therefore shortens our leadership; it can never extend it (RedBeat's two-leaders
 //! failure).
+//!
+//! Campaigns are retry-safe. `SET NX` may run on the server while its reply is lost or arrives
+//! after `redis.timeout`; the key then holds *our* value and every later `SET NX` fails. So a
+//! refused `SET NX` is followed by the token-checked renew script: if the key holds our value it
+//! sets a fresh TTL and we lead. The deadline of such a win is measured from an instant taken
+//! before the *renew* was sent (not the lost `SET NX`, whose execution time we do not know):
+//! the renew ran at or after that instant and set the key to expire `ttl` after it ran, so the
+//! local deadline can only be earlier than Redis's expiry. A lost reply therefore costs one
+//! poll, not a whole TTL with nobody leading.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -140,17 +149,12 @@ impl Lease {
     }
 
     /// One round: renew if we think we hold it, campaign otherwise. The deadline is measured
-    /// from an instant taken before the command is sent.
+    /// from an instant taken before the command that set or renewed the key was sent.
     pub async fn tick(&self) -> Result<Renewal, RedisError> {
-        let sent_at = Instant::now();
-        let ttl_ms = self.ttl.as_millis().to_string();
-        let held = if self.deadline().is_some() {
-            let r: i64 = self
-                .redis
-                .script(&self.renew, &[&self.key], &[&self.value, &ttl_ms])
-                .await?;
-            if r == 1 {
-                true
+        let held_at = if self.deadline().is_some() {
+            let sent_at = Instant::now();
+            if self.renew_own().await? {
+                Some(sent_at)
             } else {
                 // Renew refused: the key expired or another beat took it. Try once to take
                 // it back only if it is free (NX); otherwise we are a standby.
@@ -159,18 +163,45 @@ impl Lease {
         } else {
             self.campaign().await?
         };
-        if held {
-            self.set_deadline(Some(sent_at + self.ttl));
-            Ok(Renewal::Held)
-        } else {
-            self.set_deadline(None);
-            Ok(Renewal::NotHeld)
+        match held_at {
+            Some(sent_at) => {
+                self.set_deadline(Some(sent_at + self.ttl));
+                Ok(Renewal::Held)
+            }
+            None => {
+                self.set_deadline(None);
+                Ok(Renewal::NotHeld)
+            }
         }
     }
 
-    async fn campaign(&self) -> Result<bool, RedisError> {
-        let won = self.set_nx().await?;
-        if won {
+    /// The token-checked renew: true when the key held our value and got a fresh TTL.
+    async fn renew_own(&self) -> Result<bool, RedisError> {
+        let ttl_ms = self.ttl.as_millis().to_string();
+        let r: i64 = self
+            .redis
+            .script(&self.renew, &[&self.key], &[&self.value, &ttl_ms])
+            .await?;
+        Ok(r == 1)
+    }
+
+    /// `SET NX`; when refused, recognises our own value left by an earlier `SET NX` whose reply
+    /// was lost (see the module doc). Returns the instant the winning command was sent.
+    async fn campaign(&self) -> Result<Option<Instant>, RedisError> {
+        let sent_at = Instant::now();
+        let won = if self.set_nx().await? {
+            Some(sent_at)
+        } else {
+            let sent_at = Instant::now();
+            let own = self.renew_own().await?;
+            if own {
+                tracing::info!(
+                    "lease already holds our value (an earlier campaign's reply was lost)"
+                );
+            }
+            own.then_some(sent_at)
+        };
+        if won.is_some() {
             self.term.fetch_add(1, Ordering::SeqCst);
         }
         Ok(won)
@@ -186,7 +217,7 @@ impl Lease {
                     .arg(&self.value)
                     .arg("NX")
                     .arg("PX")
-                    .arg(self.ttl.as_millis() as u64)
+                    .arg(u64::try_from(self.ttl.as_millis()).unwrap_or(u64::MAX))
                     .query_async(&mut conn),
             )
             .await?;

@@ -1,7 +1,7 @@
 //! drumbeat's beat: evaluates schedules; only the lease holder publishes due fires.
 //!
 //! Two or more beats run against the same Redis; exactly one holds the lease and publishes, the
-//! others campaign every `renew_every` as hot standbys. The guarantees (DESIGN.md §6.1–6.3):
+//! others campaign every `renew_every` as hot standbys. The guarantees (docs/design.md §6.1–6.3, §6.10):
 //! a leader publishes nothing after its local lease deadline (self-fencing); a schedule's cursor
 //! moves only past broker-confirmed fires, only forward, only with the lease token; each fire
 //! has a deterministic ID so a fire published twice runs once.
@@ -10,18 +10,25 @@
 //! - [`clock`]: the wall-clock seam (tests jump it).
 //! - [`lease`]: the Redis lease, its local deadline and the role it implies.
 //! - [`renew`]: the lease loop on its own task.
-//! - [`cursor`]: token-checked, forward-only cursors in Redis.
-//! - [`plan`]: the min-heap of next fires and the catch-up policy.
+//! - [`cursor`]: token-checked, forward-only, fingerprinted cursors in Redis.
+//! - [`book`]: the one owner of cursors in this process (confirmed, stored, owed).
+//! - [`catchup`]: the pure catch-up selection (grace, `latest`/`all` caps, skip counts).
+//! - [`plan`]: the min-heap of next fires.
 //! - [`publish`]: fire IDs, envelopes and pipelined confirmed publishing.
 //! - [`link`]: the supervised broker connection.
-//! - [`ticker`]: the fire loop that ties them together while leading.
+//! - [`ticker`]: the fire loop that ties them together while leading; [`term`] starts a
+//!   term, [`send`] publishes one turn's fires, [`flush`] writes owed cursors, [`skips`]
+//!   counts and logs catch-up skips.
 //! - [`app`]: builds and runs a [`Beat`].
 //! - [`metrics`]: Prometheus counters and `/status`.
 //! - [`preview`]: `beat check` / `beat schedules --next N` output.
 
 pub mod app;
+pub mod book;
+pub mod catchup;
 pub mod clock;
 pub mod cursor;
+pub mod flush;
 pub mod lease;
 pub mod link;
 pub mod metrics;
@@ -29,6 +36,9 @@ pub mod plan;
 pub mod preview;
 pub mod publish;
 pub mod renew;
+pub mod send;
+pub mod skips;
+pub mod term;
 pub mod ticker;
 
 pub use app::{Beat, BeatError};

@@ -1,4 +1,4 @@
-//! Turning due fires into confirmed publishes (DESIGN.md §6.3).
+//! Turning due fires into confirmed publishes (docs/design.md §6.3).
 //!
 //! A burst of due fires is pipelined: every message of a batch is sent, then all confirms are
 //! awaited together, so 10 000 fires cost a few round trips rather than 10 000. The fence is
@@ -15,11 +15,14 @@ use futures::stream::{FuturesUnordered, StreamExt};
 const WINDOW: usize = 4096;
 
 /// Why one fire was not confirmed.
-#[derive(Debug, Clone, thiserror::Error)]
+#[derive(Debug, thiserror::Error)]
 pub enum FireError {
     /// The lease deadline passed before it was sent.
     #[error("not sent: fenced (lease deadline passed)")]
     Fenced,
+    /// No broker channel is open (just elected, or the link is reconnecting).
+    #[error("not sent: broker not connected")]
+    NotConnected,
     /// Broker-side failure.
     #[error(transparent)]
     Publish(#[from] PublishError),
@@ -42,11 +45,17 @@ pub fn envelope(schedule: &Schedule, at: DateTime<Utc>) -> Envelope {
     );
     env.schedule = Some(schedule.name.clone());
     env.fire_time = Some(at.to_rfc3339_opts(SecondsFormat::Secs, true));
-    env.expires_at = schedule
+    env.expires_at = expires_at(schedule, at);
+    env
+}
+
+/// `at + expires`, checked: an `expires` too large to add (`"1000000y"`) means no expiry rather
+/// than a panic at the first fire.
+pub fn expires_at(schedule: &Schedule, at: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    schedule
         .expires
         .and_then(|e| chrono::Duration::from_std(e).ok())
-        .map(|e| at + e);
-    env
+        .and_then(|e| at.checked_add_signed(e))
 }
 
 /// Publishes `fires` pipelined, with up to [`WINDOW`] confirms outstanding at any moment (a
@@ -58,7 +67,7 @@ pub async fn publish_batch(
     may_publish: impl Fn() -> bool,
 ) -> Vec<Result<(), FireError>> {
     let exchange = topology.tasks_exchange();
-    let mut results: Vec<Option<Result<(), FireError>>> = vec![None; fires.len()];
+    let mut results: Vec<Option<Result<(), FireError>>> = fires.iter().map(|_| None).collect();
     let mut in_flight = FuturesUnordered::new();
     for (i, (schedule, at)) in fires.iter().enumerate() {
         if in_flight.len() >= WINDOW {
@@ -95,4 +104,46 @@ pub async fn publish_batch(
 
 async fn wait(i: usize, pending: PendingConfirm) -> (usize, Result<(), FireError>) {
     (i, pending.wait().await.map_err(FireError::from))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use drumbeat_common::config::CatchUp;
+    use drumbeat_common::schedule::Trigger;
+    use std::time::Duration;
+
+    fn schedule(expires: Option<Duration>) -> Schedule {
+        Schedule {
+            name: "s".into(),
+            task: "log".into(),
+            queue: "default".into(),
+            trigger: Trigger::every(Duration::from_secs(1)).unwrap(),
+            timezone: chrono_tz::UTC,
+            args: serde_json::Value::Null,
+            misfire_grace: Duration::from_secs(60),
+            catch_up: CatchUp::Latest,
+            expires,
+        }
+    }
+
+    #[test]
+    fn an_expiry_too_far_to_add_means_none_instead_of_a_panic() {
+        let at = DateTime::from_timestamp(1_800_000_000, 0).unwrap();
+        let year = 365 * 86_400;
+        for (expires, want) in [
+            (None, None),
+            (
+                Some(Duration::from_secs(600)),
+                Some(at + chrono::Duration::seconds(600)),
+            ),
+            (Some(Duration::from_secs(1_000_000 * year)), None),
+            (Some(Duration::MAX), None),
+        ] {
+            let s = schedule(expires);
+            assert_eq!(expires_at(&s, at), want, "{expires:?}");
+            assert_eq!(envelope(&s, at).expires_at, want);
+        }
+    }
 }

@@ -107,10 +107,10 @@ pub async fn get_key(ns: &TestNs, url: &str, rest: &str) -> Option<String> {
         .unwrap()
 }
 
-/// The cursor of [`SCHEDULE`] as an instant.
+/// The cursor of [`SCHEDULE`] as an instant (the value is `"{secs} {fingerprint}"`).
 pub async fn cursor(ns: &TestNs, url: &str) -> Option<DateTime<Utc>> {
     let v = get_key(ns, url, &format!("beat:cursor:{SCHEDULE}")).await?;
-    DateTime::from_timestamp(v.parse().ok()?, 0)
+    DateTime::from_timestamp(v.split(' ').next()?.parse().ok()?, 0)
 }
 
 /// The `--id` part of the lease value.

@@ -1,0 +1,87 @@
+//! Sending one turn's due fires and settling the results: per schedule the confirmed prefix
+//! moves the book's cursor; anything after the first failure waits for a retry with backoff.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use drumbeat_common::config::Schedule;
+
+use crate::plan::{Fire, Plan};
+use crate::publish::{publish_batch, FireError};
+use crate::ticker::Ticker;
+
+impl Ticker {
+    /// Publishes `fires` pipelined and settles each schedule in the book and the plan. Touches
+    /// no Redis: cursor writes are owed and batched by the flush. Returns the schedules left
+    /// waiting for a retry.
+    pub(crate) async fn send(&mut self, plan: &mut Plan, fires: Vec<Fire>) -> BTreeSet<usize> {
+        if self.publisher.borrow().is_none() {
+            // Just elected or reconnecting: give the link a moment before counting failures.
+            let _ = tokio::time::timeout(
+                Duration::from_secs(2),
+                self.publisher.wait_for(|p| p.is_some()),
+            )
+            .await;
+        }
+        let publisher = self.publisher.borrow().clone();
+        let results: Vec<Result<(), FireError>> = match &publisher {
+            Some(p) => {
+                let batch: Vec<(&Schedule, DateTime<Utc>)> = fires
+                    .iter()
+                    .map(|f| (plan.schedule(f.idx).as_ref(), f.at))
+                    .collect();
+                let lease = self.lease.clone();
+                publish_batch(p, &self.topology, &batch, move || lease.may_publish()).await
+            }
+            None => fires.iter().map(|_| Err(FireError::NotConnected)).collect(),
+        };
+        let mut upto: BTreeMap<usize, Option<DateTime<Utc>>> = BTreeMap::new();
+        let mut failed: BTreeMap<usize, FireError> = BTreeMap::new();
+        let confirmed_at = self.clock.now();
+        for (f, r) in fires.iter().zip(results) {
+            if failed.contains_key(&f.idx) {
+                continue;
+            }
+            match r {
+                Ok(()) => {
+                    upto.insert(f.idx, Some(f.at));
+                    self.metrics.fires_sent.inc();
+                    let lag = (confirmed_at - f.at).num_milliseconds().max(0) as f64 / 1000.0;
+                    self.metrics.fire_lag.observe(lag);
+                }
+                Err(e) => {
+                    upto.entry(f.idx).or_insert(None);
+                    failed.insert(f.idx, e);
+                }
+            }
+        }
+        let retry_at = if failed.is_empty() {
+            self.send_backoff.reset();
+            confirmed_at
+        } else {
+            let delay = self.send_backoff.next_delay();
+            self.metrics.publish_failures.inc_by(failed.len() as u64);
+            if let Some(first) = failed.values().next() {
+                tracing::warn!(
+                    failed = failed.len(), error = %first, retry_in = ?delay,
+                    "fires not confirmed; will retry"
+                );
+            }
+            confirmed_at + chrono::Duration::from_std(delay).unwrap_or_default()
+        };
+        // A confirmed fire is done for this term even if its cursor write fails: the book owes
+        // the write and the flush retries it, so nothing confirmed is re-published meanwhile.
+        for (idx, t) in upto {
+            if let Some(t) = t {
+                self.book.confirm(idx, t);
+            }
+            if failed.contains_key(&idx) {
+                plan.retry_at(idx, retry_at);
+            } else {
+                plan.rearm(idx, &self.book);
+            }
+        }
+        failed.into_keys().collect()
+    }
+}
