@@ -2,3 +2,5 @@ mod amqp;
 mod compose;
 mod config;
 mod envelope;
+mod fuzz;
+mod fuzz_gen;
