@@ -493,9 +493,9 @@ pub fn case(seed: u64, i: usize) -> Case {
     }
 }
 
-/// The large cases: 1 MB of schedules (about 17 000: more only slows the test), a 5 MB
+/// Fixed cases: URLs with `?token=`-style credentials, and the large ones: 1 MB of schedules (about 17 000: more only slows the test), a 5 MB
 /// comment, a 5 MB string, 5 MB of bytes that are not UTF-8.
-pub fn big_cases() -> Vec<Case> {
+pub fn fixed_cases() -> Vec<Case> {
     let mut many = render(&base()[..7]);
     let mut i = 0;
     while many.len() < 1024 * 1024 {
@@ -518,6 +518,11 @@ pub fn big_cases() -> Vec<Case> {
         )
         .bytes(),
     );
+    let mut tokens = base();
+    tokens[1].1[0].1 = q(&format!("rediss://u:{SECRET}@h/0?password={SECRET}&n=1"));
+    tokens[2].1[0].1 = q(&format!(
+        "amqp://u:{SECRET}@h/%2f?token={SECRET}&key={SECRET}"
+    ));
     let mut binary = render(&base());
     binary.extend((0..5 * 1024 * 1024).map(|i: u32| (i.wrapping_mul(2_654_435_761) >> 24) as u8));
     [
@@ -535,6 +540,14 @@ pub fn big_cases() -> Vec<Case> {
         from: None,
         big: true,
     })
+    .chain(std::iter::once(Case {
+        label: "credentials in URL userinfo and query".into(),
+        file: render(&tokens),
+        env: Vec::new(),
+        next: "2".into(),
+        from: None,
+        big: false,
+    }))
     .collect()
 }
 

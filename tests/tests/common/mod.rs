@@ -4,3 +4,4 @@ mod config;
 mod envelope;
 mod fuzz;
 mod fuzz_gen;
+mod metrics;
