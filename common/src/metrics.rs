@@ -211,7 +211,7 @@ mod tests {
         f.get_or_create(&vec![("queue".into(), "q".into())]).inc();
         r.register("tasks", "Tasks", f);
         r.register("in_flight", "Running", Gauge::<i64>::default());
-        let h = Histogram::new([0.1, 1.0].into_iter());
+        let h = Histogram::new([0.1, 1.0]);
         h.observe(0.5);
         r.register("duration_seconds", "Run time", h);
         let om = r.encode();
