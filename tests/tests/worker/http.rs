@@ -140,7 +140,7 @@ const SIG: &str = "s1gS3cret";
 
 /// docs/design.md §14: a task URL's `user:password@` and `?token=` never reach the dead
 /// letter's `x-drumbeat-error` nor the worker's log, whether the request failed on the network
-/// (reqwest's error quotes the URL), with a 5xx or with a 4xx.
+/// (reqwest's error quotes the URL), with a 5xx or a 4xx, or had a URL where none belongs.
 #[tokio::test]
 async fn http_task_errors_never_carry_url_credentials() {
     let ns = TestNs::new("w-httpsecret");
@@ -181,7 +181,16 @@ async fn http_task_errors_never_carry_url_credentials() {
         )
         .await;
     }
-    let dead = take_dead(&ns, "q", cases.len()).await;
+    // A URL under the wrong key: serde quotes it in the invalid-args error.
+    let misplaced = format!("http://user:{USER_PASS}@127.0.0.1/?token={TOKEN}");
+    p.task(
+        "q",
+        "s-args",
+        "http",
+        serde_json::json!({"url": "http://127.0.0.1:1/", "headers": misplaced}),
+    )
+    .await;
+    let dead = take_dead(&ns, "q", cases.len() + 1).await;
     let secrets = [USER_PASS, TOKEN, SIG];
     for d in &dead {
         let error = drumbeat_common::amqp::header_str(&d.properties, "x-drumbeat-error").unwrap();
@@ -203,7 +212,9 @@ async fn http_task_errors_never_carry_url_credentials() {
         || {
             let log = worker.log_text();
             async move {
-                (log.contains("s-refused") && log.contains("s-500") && log.contains("s-404"))
+                ["s-refused", "s-500", "s-404", "s-args"]
+                    .iter()
+                    .all(|id| log.contains(id))
                     .then_some(log)
             }
         },

@@ -22,25 +22,51 @@ use serde::{Deserialize, Deserializer};
 use crate::handler::{BoxFuture, Task, TaskError};
 
 /// The `args` of an `http` task. `Debug` shows the URL redacted and no header values (they
-/// may hold an `Authorization`).
-#[derive(Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// may hold an `Authorization`); a refusal's message is redacted too, since serde quotes a
+/// string of the wrong type (a URL put under `headers`) and it becomes `x-drumbeat-error`.
+#[derive(Clone)]
 pub struct HttpArgs {
     /// Absolute `http` or `https` URL.
-    #[serde(deserialize_with = "de_url")]
     pub url: Url,
     /// HTTP method, default `POST`.
-    #[serde(default = "default_method", deserialize_with = "de_method")]
     pub method: Method,
     /// Extra request headers.
-    #[serde(default)]
     pub headers: BTreeMap<String, String>,
     /// Request body: `null` sends none, a string is sent as is, anything else as JSON.
-    #[serde(default)]
     pub body: serde_json::Value,
     /// Whole-request deadline, default 30 s.
-    #[serde(default = "default_timeout", with = "humantime_serde")]
     pub timeout: Duration,
+}
+
+/// [`HttpArgs`] as serde reads it; errors pass through [`redact`] on the way out.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Wire {
+    #[serde(deserialize_with = "de_url")]
+    url: Url,
+    #[serde(default = "default_method", deserialize_with = "de_method")]
+    method: Method,
+    #[serde(default)]
+    headers: BTreeMap<String, String>,
+    #[serde(default)]
+    body: serde_json::Value,
+    #[serde(default = "default_timeout", with = "humantime_serde")]
+    timeout: Duration,
+}
+
+impl<'de> Deserialize<'de> for HttpArgs {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let value = serde_json::Value::deserialize(d)?;
+        let w = Wire::deserialize(value)
+            .map_err(|e| serde::de::Error::custom(redact(&e.to_string())))?;
+        Ok(Self {
+            url: w.url,
+            method: w.method,
+            headers: w.headers,
+            body: w.body,
+            timeout: w.timeout,
+        })
+    }
 }
 
 impl std::fmt::Debug for HttpArgs {
@@ -196,6 +222,15 @@ mod tests {
         assert_eq!(a.method, Method::POST);
         assert_eq!(a.timeout, Duration::from_secs(30));
         assert!(a.body.is_null());
+        let e = serde_json::from_str::<HttpArgs>(
+            r#"{"url":"http://x/","headers":"http://u:hunter2@h/?token=t0k3n"}"#,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            !e.contains("hunter2") && !e.contains("t0k3n") && e.contains("***"),
+            "{e}"
+        );
         for bad in [
             r#"{}"#,
             r#"{"url":"ftp://x/"}"#,
