@@ -540,6 +540,7 @@ pub fn fixed_cases() -> Vec<Case> {
         from: None,
         big: true,
     })
+    .chain(wrong_type_for_every_key())
     .chain(std::iter::once(Case {
         label: "credentials in URL userinfo and query".into(),
         file: render(&tokens),
@@ -549,6 +550,29 @@ pub fn fixed_cases() -> Vec<Case> {
         big: false,
     }))
     .collect()
+}
+
+/// One case per key of the base config, each holding a value of the wrong type.
+fn wrong_type_for_every_key() -> Vec<Case> {
+    let wrong = wrong_types();
+    let mut cases = Vec::new();
+    let sections = base();
+    for (si, (header, kvs)) in sections.iter().enumerate() {
+        for (ki, (key, _)) in kvs.iter().enumerate() {
+            let mut mutated = base();
+            let value = wrong[cases.len() % wrong.len()].clone();
+            mutated[si].1[ki].1 = value.clone();
+            cases.push(Case {
+                label: format!("wrong type: {header}{key} = {}", short(&value)),
+                file: render(&mutated),
+                env: Vec::new(),
+                next: "2".into(),
+                from: None,
+                big: false,
+            });
+        }
+    }
+    cases
 }
 
 fn unquote(v: &str) -> String {
