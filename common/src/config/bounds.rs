@@ -6,7 +6,8 @@
 //! later arithmetic can hold (chrono conversions, `Instant + Duration`, milliseconds as `i64`
 //! for Redis `PX`, RabbitMQ's `x-message-ttl` of at most 2^32-1 ms, tier labels, backoff
 //! doubling), so a config that validates cannot overflow anywhere later. The reason for each
-//! bound is written beside it; docs/design.md §2 lists them for users.
+//! bound is written beside it; a value above one is refused at start naming the field (exit 2,
+//! docs/design.md §2).
 
 use std::time::Duration;
 

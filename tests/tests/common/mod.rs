@@ -4,4 +4,5 @@ mod config;
 mod envelope;
 mod fuzz;
 mod fuzz_gen;
+mod fuzz_pools;
 mod metrics;
