@@ -15,7 +15,7 @@ wait_port() { # name port seconds
 }
 
 ensure_packages() {
-  local missing=()
+  local missing=() updated=""
   command -v redis-server >/dev/null || missing+=(redis-server)
   command -v rabbitmq-server >/dev/null || [ -x /usr/sbin/rabbitmq-server ] || missing+=(rabbitmq-server)
   if ! pkg-config --exists openssl 2>/dev/null; then missing+=(libssl-dev pkg-config); fi
@@ -23,7 +23,20 @@ ensure_packages() {
   if [ ${#missing[@]} -gt 0 ]; then
     echo "==> installing ${missing[*]} with apt"
     as_root apt-get update -qq
+    updated=1
     as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
+  fi
+  # promtool (from the Debian package prometheus) checks /metrics in the tests; a test without
+  # it fails rather than skips, so install it here. Only the tool is wanted: no recommends, and
+  # the Prometheus server the package may start is stopped again.
+  if ! command -v promtool >/dev/null; then
+    echo "==> installing promtool (package prometheus) with apt"
+    [ -n "$updated" ] || as_root apt-get update -qq >/dev/null
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+      prometheus >/dev/null
+    if command -v systemctl >/dev/null; then
+      as_root systemctl disable --now prometheus >/dev/null 2>&1 || true
+    fi
   fi
 }
 

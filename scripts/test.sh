@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The test command: starts Redis and RabbitMQ if they are down, builds the binaries the tests
-# spawn, and runs every test (unit, integration, fault injection) against the real services.
+# The test command: starts Redis and RabbitMQ if they are down (installing them, and promtool
+# for the /metrics test, with apt when missing), builds the binaries the tests spawn, and runs
+# every test (unit, integration, fault injection) against the real services.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=services.sh

@@ -28,7 +28,7 @@ enum Command {
     Check,
     /// Print the next N fire times of every schedule, in UTC and local time.
     Schedules {
-        /// How many fires per schedule.
+        /// How many fires per schedule (at most 10000).
         #[arg(long, default_value_t = 5)]
         next: usize,
         /// Start strictly after this instant (RFC 3339); default now.
@@ -58,6 +58,13 @@ fn main() -> ExitCode {
             Ok(())
         }
         Command::Schedules { next, from, json } => {
+            if next > drumbeat_beat::preview::MAX_NEXT {
+                eprintln!(
+                    "beat: --next: at most {} fires per schedule, got {next}",
+                    drumbeat_beat::preview::MAX_NEXT
+                );
+                return ExitCode::from(2);
+            }
             let from = match from.as_deref().map(DateTime::parse_from_rfc3339) {
                 None => Utc::now(),
                 Some(Ok(t)) => t.with_timezone(&Utc),

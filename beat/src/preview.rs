@@ -5,9 +5,16 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use drumbeat_common::config::Schedule;
 use serde_json::json;
 
-/// The next `n` fires of `schedule` strictly after `from`: `(utc, local)` pairs.
+/// Largest `--next`: enough to eyeball a year of a busy cron, small enough that
+/// `--next 99999999999999` is refused (exit 2, naming the flag) instead of trying to allocate
+/// it. The same cap as `ctl backfill` (docs/design.md §10).
+pub const MAX_NEXT: usize = 10_000;
+
+/// The next `n` fires of `schedule` strictly after `from`: `(utc, local)` pairs. `n` above
+/// [`MAX_NEXT`] is clamped to it; the CLI refuses it before getting here.
 pub fn next_fires(schedule: &Schedule, from: DateTime<Utc>, n: usize) -> Vec<(String, String)> {
-    let mut out = Vec::with_capacity(n);
+    let n = n.min(MAX_NEXT);
+    let mut out = Vec::with_capacity(n.min(64));
     let mut t = from;
     while out.len() < n {
         let Some(next) = schedule.trigger.next_after(t, schedule.timezone) else {

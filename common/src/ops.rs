@@ -7,11 +7,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use tokio_util::sync::CancellationToken;
+
+use crate::metrics::Format;
 
 /// Proof that a process's main loop still turns: the loop calls [`Heartbeat::beat`] each round,
 /// `/healthz` fails once the last beat is older than the allowed age (a wedged runtime or a
@@ -56,7 +58,8 @@ pub trait OpsState: Send + Sync + 'static {
     fn ready(&self) -> bool;
     /// The `/status` document.
     fn status(&self) -> serde_json::Value;
-    /// Prometheus text.
+    /// The metrics as OpenMetrics text ([`crate::metrics::MetricsRegistry::encode`]); `/metrics`
+    /// converts it when the scraper asks for the older text format.
     fn metrics(&self) -> String;
 }
 
@@ -104,10 +107,19 @@ async fn readyz(State(s): State<Shared>) -> Response {
     }
 }
 
-async fn metrics(State(s): State<Shared>) -> Response {
+/// Serves the body in the format the `Accept` header asks for, under that format's type
+/// (see [`crate::metrics::Format`]): Prometheus gets OpenMetrics, `text/plain` clients 0.0.4.
+async fn metrics(State(s): State<Shared>, headers: HeaderMap) -> Response {
+    let accept = headers
+        .get(axum::http::header::ACCEPT)
+        .and_then(|v| v.to_str().ok());
+    let format = Format::negotiate(accept);
     (
-        [("content-type", "text/plain; version=0.0.4; charset=utf-8")],
-        s.metrics(),
+        [
+            (axum::http::header::CONTENT_TYPE, format.content_type()),
+            (axum::http::header::VARY, "accept"),
+        ],
+        format.render(s.metrics()),
     )
         .into_response()
 }

@@ -3,6 +3,11 @@
 //! A broker or Redis URL is the one secret drumbeat handles. [`SecretUrl`] keeps it whole for the
 //! client libraries but renders it with the password replaced by `***` everywhere else, so it
 //! cannot leak through `Debug`, `Display`, an error message or a log line.
+//!
+//! [`redact`] does the same for any text that may quote a URL someone else built (an HTTP
+//! client's error, a task's URL): `user:password@` and query-string credentials (`?token=`,
+//! `?key=`, `?sig=`, …) become `***` (docs/design.md §14). It is the one place that decides
+//! what counts as a credential in a URL.
 
 use std::fmt;
 
@@ -41,14 +46,9 @@ impl SecretUrl {
                 got: url.scheme().to_string(),
             });
         }
-        let mut shown = url.clone();
-        if shown.password().is_some() {
-            // set_password only fails for URLs that cannot have one, which we just saw it has.
-            let _ = shown.set_password(Some("***"));
-        }
         Ok(Self {
             raw: raw.to_string(),
-            redacted: shown.to_string(),
+            redacted: redact(url.as_str()),
         })
     }
 
@@ -91,9 +91,149 @@ impl<'de> Deserialize<'de> for RawSecret {
     }
 }
 
+/// Query or fragment parameters whose value is a credential. Matched case-insensitively on
+/// the whole name, or as a suffix after `_`, `-` or `.` (`client_secret`, `X-Amz-Signature`).
+const SECRET_PARAMS: &[&str] = &[
+    "token",
+    "access_token",
+    "auth",
+    "authorization",
+    "key",
+    "apikey",
+    "sig",
+    "signature",
+    "password",
+    "passwd",
+    "pass",
+    "pwd",
+    "secret",
+    "credential",
+    "credentials",
+    "session",
+    "sessionid",
+    "code",
+    "jwt",
+];
+
+fn is_secret_param(name: &str) -> bool {
+    let name = name.to_ascii_lowercase();
+    SECRET_PARAMS.iter().any(|p| {
+        name == *p
+            || name
+                .strip_suffix(p)
+                .is_some_and(|head| head.ends_with(['_', '-', '.']))
+    })
+}
+
+/// `text` with the credentials of every URL in it replaced by `***`: the password of
+/// `user:password@` (a user alone, often a token, is hidden too) and the values of
+/// credential-like query and fragment parameters. Everything else is kept, so the message
+/// still says which host and path failed.
+pub fn redact(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find("://") {
+        let (before, url_and_more) = rest.split_at(at + 3);
+        out.push_str(before);
+        let end = url_and_more
+            .find(|c: char| c.is_whitespace() || matches!(c, '"' | '\'' | '<' | '>' | '`' | ')'))
+            .unwrap_or(url_and_more.len());
+        let (url, more) = url_and_more.split_at(end);
+        redact_after_scheme(url, &mut out);
+        rest = more;
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Redacts one URL whose `scheme://` is already written.
+fn redact_after_scheme(url: &str, out: &mut String) {
+    let authority_end = url.find(['/', '?', '#']).unwrap_or(url.len());
+    let (authority, tail) = url.split_at(authority_end);
+    match authority.rfind('@') {
+        Some(at) => {
+            let userinfo = &authority[..at];
+            match userinfo.split_once(':') {
+                Some((user, _password)) => {
+                    out.push_str(user);
+                    out.push_str(":***");
+                }
+                None => out.push_str("***"),
+            }
+            out.push_str(&authority[at..]);
+        }
+        None => out.push_str(authority),
+    }
+    // Path, then `?query`, then `#fragment`: the parameters of both are redacted alike.
+    let mut chars = tail;
+    while let Some(i) = chars.find(['?', '#', '&', ';']) {
+        out.push_str(&chars[..=i]);
+        chars = &chars[i + 1..];
+        let end = chars.find(['&', ';', '#']).unwrap_or(chars.len());
+        let (param, after) = chars.split_at(end);
+        match param.split_once('=') {
+            Some((name, _value)) if is_secret_param(name) => {
+                out.push_str(name);
+                out.push_str("=***");
+            }
+            _ => out.push_str(param),
+        }
+        chars = after;
+    }
+    out.push_str(chars);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn redact_table() {
+        let cases = [
+            ("no url here", "no url here"),
+            ("http://h/p?q=1", "http://h/p?q=1"),
+            ("http://u:pw@h:80/p", "http://u:***@h:80/p"),
+            ("http://tok3n@h/", "http://***@h/"),
+            ("http://u:p@w@h/", "http://u:***@h/"),
+            ("https://h/x?token=abc&n=1", "https://h/x?token=***&n=1"),
+            ("https://h/x?n=1&KEY=abc", "https://h/x?n=1&KEY=***"),
+            ("https://h/x?sig=abc#frag", "https://h/x?sig=***#frag"),
+            (
+                "https://h/x?X-Amz-Signature=abc&X-Amz-Credential=def",
+                "https://h/x?X-Amz-Signature=***&X-Amz-Credential=***",
+            ),
+            (
+                "https://h/x?client_secret=a;api_key=b;monkey=c",
+                "https://h/x?client_secret=***;api_key=***;monkey=c",
+            ),
+            (
+                "https://h/cb#access_token=abc",
+                "https://h/cb#access_token=***",
+            ),
+            (
+                "https://h/x?password=a&passwd=b",
+                "https://h/x?password=***&passwd=***",
+            ),
+            (
+                "error sending request for url (http://u:pw@127.0.0.1:1/x?token=t): refused",
+                "error sending request for url (http://u:***@127.0.0.1:1/x?token=***): refused",
+            ),
+            (
+                "POST http://a:b@h/ and GET https://c:d@i/?secret=e",
+                "POST http://a:***@h/ and GET https://c:***@i/?secret=***",
+            ),
+            ("http://h/path/token=abc", "http://h/path/token=abc"),
+            ("http://h/?token", "http://h/?token"),
+            (
+                "ünïcode http://ü:pw@ü/?sig=ü ü",
+                "ünïcode http://ü:***@ü/?sig=*** ü",
+            ),
+            ("trailing ://", "trailing ://"),
+        ];
+        for (input, want) in cases {
+            assert_eq!(redact(input), want, "{input}");
+        }
+    }
 
     #[test]
     fn password_never_printed() {
@@ -102,6 +242,8 @@ mod tests {
             &["amqp", "amqps"],
         )
         .unwrap();
+        let q = SecretUrl::parse("amqp://h/%2f?token=hunter2&heartbeat=5", &["amqp"]).unwrap();
+        assert_eq!(q.redacted(), "amqp://h/%2f?token=***&heartbeat=5");
         for shown in [format!("{u}"), format!("{u:?}"), u.redacted().to_string()] {
             assert!(!shown.contains("hunter2"), "{shown}");
             assert!(shown.contains("***"), "{shown}");

@@ -6,10 +6,19 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// A bare HTTP/1.1 `GET` on `127.0.0.1:port`; the whole response, headers included.
 pub async fn http_get(port: u16, path: &str) -> String {
+    http_get_with(port, path, &[]).await
+}
+
+/// [`http_get`] with extra request headers (`("Accept", "text/plain")`).
+pub async fn http_get_with(port: u16, path: &str, headers: &[(&str, &str)]) -> String {
     let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
         .await
         .unwrap();
-    let req = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+    let extra: String = headers
+        .iter()
+        .map(|(k, v)| format!("{k}: {v}\r\n"))
+        .collect();
+    let req = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\n{extra}Connection: close\r\n\r\n");
     s.write_all(req.as_bytes()).await.unwrap();
     let mut out = String::new();
     tokio::time::timeout(Duration::from_secs(5), s.read_to_string(&mut out))

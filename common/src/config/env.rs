@@ -3,6 +3,12 @@
 //! `__` separates levels and keys are lower-cased (`DRUMBEAT__BEAT__LEASE_TTL` sets
 //! `beat.lease_ttl`). Values that read as integers or booleans become those; `worker.queues`
 //! is a comma-separated list; everything else is a string (durations, URLs, addresses).
+//!
+//! The environment is read as `OsString`s: a variable that is not UTF-8 is no reason to
+//! panic. One of ours (`DRUMBEAT__…`) that is not UTF-8 is refused naming the variable, never
+//! quoting its value (it may be a password); anyone else's is none of our business.
+
+use std::ffi::OsString;
 
 use toml::{Table, Value};
 
@@ -14,9 +20,27 @@ pub const PREFIX: &str = "DRUMBEAT__";
 /// Applies every `DRUMBEAT__…` variable of `vars` to `root`.
 pub fn apply(
     root: &mut Table,
-    vars: impl IntoIterator<Item = (String, String)>,
+    vars: impl IntoIterator<Item = (OsString, OsString)>,
 ) -> Result<(), ConfigError> {
     for (name, raw) in vars {
+        if !name.as_encoded_bytes().starts_with(PREFIX.as_bytes()) {
+            continue;
+        }
+        let Some(name) = name.to_str().map(str::to_string) else {
+            return Err(ConfigError::field(
+                "environment",
+                format!(
+                    "variable {} has a name that is not UTF-8",
+                    name.to_string_lossy()
+                ),
+            ));
+        };
+        let Ok(raw) = raw.into_string() else {
+            return Err(ConfigError::field(
+                "environment",
+                format!("variable {name} is not UTF-8"),
+            ));
+        };
         let Some(rest) = name.strip_prefix(PREFIX) else {
             continue;
         };
@@ -69,9 +93,9 @@ fn set(root: &mut Table, path: &[String], value: Value) -> Result<(), String> {
 mod tests {
     use super::*;
 
-    fn vars(list: &[(&str, &str)]) -> Vec<(String, String)> {
+    fn vars(list: &[(&str, &str)]) -> Vec<(OsString, OsString)> {
         list.iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .map(|(k, v)| (OsString::from(k), OsString::from(v)))
             .collect()
     }
 
@@ -101,5 +125,22 @@ mod tests {
         let mut t: Table = "namespace = \"x\"\n".parse().unwrap();
         let e = apply(&mut t, vars(&[("DRUMBEAT__NAMESPACE__X", "1")])).unwrap_err();
         assert_eq!(e.field_path(), Some("namespace"));
+    }
+
+    #[test]
+    fn non_utf8_values_name_the_variable_or_are_ignored() {
+        use std::os::unix::ffi::OsStringExt;
+        let bad = || OsString::from_vec(vec![b'p', 0xff, b'w']);
+        let mut t = Table::new();
+        apply(&mut t, [(OsString::from("OTHER"), bad())]).unwrap();
+        apply(&mut t, [(OsString::from_vec(b"X\xff".to_vec()), bad())]).unwrap();
+        let e = apply(&mut t, [(OsString::from("DRUMBEAT__REDIS__URL"), bad())]).unwrap_err();
+        assert!(e.to_string().contains("DRUMBEAT__REDIS__URL"), "{e}");
+        let e = apply(
+            &mut t,
+            [(OsString::from_vec(b"DRUMBEAT__\xff".to_vec()), bad())],
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("DRUMBEAT__"), "{e}");
     }
 }

@@ -5,6 +5,7 @@
 //! that cannot hold a bad value. Every error carries the field path (`schedules[2].cron`,
 //! `beat.renew_every`) and never the text of a URL, so a password cannot leak through it.
 
+pub mod bounds;
 mod env;
 mod raw;
 pub mod retry;
@@ -208,7 +209,7 @@ impl Settings {
             field => field,
         })?;
         drop(text);
-        env::apply(&mut parts.rest, std::env::vars())?;
+        env::apply(&mut parts.rest, std::env::vars_os())?;
         Self::from_parts(parts)
     }
 

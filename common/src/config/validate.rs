@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use chrono_tz::Tz;
 
+use super::bounds::{self, quote};
 use super::raw::{RawRetry, RawSchedule, RawSettings};
 use super::{
     AmqpSettings, BeatSettings, CatchUp, ConfigError, RedisSettings, RetryPolicy, Schedule,
@@ -22,13 +23,13 @@ pub(super) fn validate(raw: RawSettings, raw_schedules: Vec<RawSchedule>) -> Res
     })?;
     let redis = RedisSettings {
         url: url("redis.url", &raw.redis.url.0, &["redis", "rediss"])?,
-        timeout: nonzero("redis.timeout", raw.redis.timeout)?,
+        timeout: network_timeout("redis.timeout", raw.redis.timeout)?,
     };
     let amqp = AmqpSettings {
         url: url("amqp.url", &raw.amqp.url.0, &["amqp", "amqps"])?,
-        confirm_timeout: nonzero("amqp.confirm_timeout", raw.amqp.confirm_timeout)?,
-        connect_timeout: nonzero("amqp.connect_timeout", raw.amqp.connect_timeout)?,
-        max_body: positive("amqp.max_body", raw.amqp.max_body as i64)? as usize,
+        confirm_timeout: network_timeout("amqp.confirm_timeout", raw.amqp.confirm_timeout)?,
+        connect_timeout: network_timeout("amqp.connect_timeout", raw.amqp.connect_timeout)?,
+        max_body: max_body(raw.amqp.max_body)?,
     };
     let b = &raw.beat;
     if b.lease_ttl < Duration::from_millis(300) {
@@ -37,6 +38,7 @@ pub(super) fn validate(raw: RawSettings, raw_schedules: Vec<RawSchedule>) -> Res
             "must be at least 300ms",
         ));
     }
+    bounds::at_most("beat.lease_ttl", b.lease_ttl, bounds::MAX_LEASE_TTL)?;
     if b.renew_every.is_zero() || b.renew_every > b.lease_ttl / 3 {
         return Err(ConfigError::field(
             "beat.renew_every",
@@ -79,10 +81,19 @@ pub(super) fn validate(raw: RawSettings, raw_schedules: Vec<RawSchedule>) -> Res
     let worker = WorkerSettings {
         queues,
         prefetch,
-        concurrency: positive("worker.concurrency", w.concurrency)? as usize,
+        concurrency: usize::try_from(bounds::count(
+            "worker.concurrency",
+            w.concurrency,
+            bounds::MAX_CONCURRENCY,
+        )?)
+        .unwrap_or(1),
         handler_timeout,
-        drain_timeout: w.drain_timeout,
-        done_ttl: nonzero("worker.done_ttl", w.done_ttl)?,
+        drain_timeout: bounds::at_most(
+            "worker.drain_timeout",
+            w.drain_timeout,
+            bounds::MAX_DRAIN_TIMEOUT,
+        )?,
+        done_ttl: bounds::positive_at_most("worker.done_ttl", w.done_ttl, bounds::MAX_DONE_TTL)?,
         ops_addr: ops_addr("worker.ops_addr", &w.ops_addr)?,
         retry: retry("worker.retry", &w.retry)?,
     };
@@ -121,7 +132,7 @@ fn schedule(path: &str, s: &RawSchedule) -> Result<Schedule> {
     let name = check_name(&field("name"), &s.name, 100, |c| {
         c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')
     })?;
-    if s.task.trim().is_empty() || s.task.len() > 200 {
+    if s.task.trim().is_empty() || s.task.chars().count() > 200 {
         return Err(ConfigError::field(
             field("task"),
             "must be 1-200 characters",
@@ -133,7 +144,7 @@ fn schedule(path: &str, s: &RawSchedule) -> Result<Schedule> {
             field("timezone"),
             format!(
                 "unknown time zone `{}` (use an IANA name such as Europe/Berlin)",
-                s.timezone
+                quote(&s.timezone)
             ),
         )
     })?;
@@ -142,6 +153,7 @@ fn schedule(path: &str, s: &RawSchedule) -> Result<Schedule> {
             Trigger::cron(c).map_err(|e| ConfigError::field(field("cron"), e.to_string()))?
         }
         (None, Some(d), None) => {
+            bounds::at_most(&field("every"), *d, bounds::MAX_EVERY)?;
             Trigger::every(*d).map_err(|e| ConfigError::field(field("every"), e.to_string()))?
         }
         (None, None, Some(a)) => {
@@ -161,13 +173,18 @@ fn schedule(path: &str, s: &RawSchedule) -> Result<Schedule> {
         other => {
             return Err(ConfigError::field(
                 field("catch_up"),
-                format!("must be skip, latest or all, got `{other}`"),
+                format!("must be skip, latest or all, got `{}`", quote(other)),
             ))
         }
     };
     if let Some(e) = s.expires {
-        nonzero(&field("expires"), e)?;
+        bounds::positive_at_most(&field("expires"), e, bounds::MAX_EXPIRES)?;
     }
+    bounds::at_most(
+        &field("misfire_grace"),
+        s.misfire_grace,
+        bounds::MAX_MISFIRE_GRACE,
+    )?;
     Ok(Schedule {
         name,
         task: s.task.clone(),
@@ -182,10 +199,14 @@ fn schedule(path: &str, s: &RawSchedule) -> Result<Schedule> {
 }
 
 fn retry(path: &str, r: &RawRetry) -> Result<RetryPolicy> {
-    let max_attempts = positive(&format!("{path}.max_attempts"), r.max_attempts)?;
-    let max_attempts = u32::try_from(max_attempts)
-        .map_err(|_| ConfigError::field(format!("{path}.max_attempts"), "too large"))?;
-    let backoff_base = nonzero(&format!("{path}.backoff_base"), r.backoff_base)?;
+    let max_attempts = bounds::count(
+        &format!("{path}.max_attempts"),
+        r.max_attempts,
+        bounds::MAX_ATTEMPTS,
+    )?;
+    let max_attempts = u32::try_from(max_attempts).unwrap_or(1);
+    let backoff_base = bounds::backoff(&format!("{path}.backoff_base"), r.backoff_base)?;
+    bounds::backoff(&format!("{path}.backoff_max"), r.backoff_max)?;
     if r.backoff_max < backoff_base {
         return Err(ConfigError::field(
             format!("{path}.backoff_max"),
@@ -203,7 +224,10 @@ fn check_name(path: &str, v: &str, max: usize, ok: impl Fn(char) -> bool) -> Res
     if v.is_empty() || v.len() > max || !v.chars().all(ok) {
         return Err(ConfigError::field(
             path,
-            format!("`{v}` is not a valid name (1-{max} characters from the allowed set)"),
+            format!(
+                "`{}` is not a valid name (1-{max} characters from the allowed set)",
+                quote(v)
+            ),
         ));
     }
     Ok(v.to_string())
@@ -231,10 +255,21 @@ fn positive(path: &str, v: i64) -> Result<i64> {
 }
 
 fn nonzero(path: &str, d: Duration) -> Result<Duration> {
-    if d.is_zero() {
-        return Err(ConfigError::field(path, "must be greater than 0"));
+    bounds::positive_at_most(path, d, Duration::MAX)
+}
+
+fn network_timeout(path: &str, d: Duration) -> Result<Duration> {
+    bounds::positive_at_most(path, d, bounds::MAX_NETWORK_TIMEOUT)
+}
+
+fn max_body(v: usize) -> Result<usize> {
+    if v == 0 || v > bounds::MAX_BODY {
+        return Err(ConfigError::field(
+            "amqp.max_body",
+            format!("must be between 1 and {} bytes, got {v}", bounds::MAX_BODY),
+        ));
     }
-    Ok(d)
+    Ok(v)
 }
 
 fn ops_addr(path: &str, v: &str) -> Result<Option<SocketAddr>> {
@@ -244,7 +279,7 @@ fn ops_addr(path: &str, v: &str) -> Result<Option<SocketAddr>> {
     v.parse().map(Some).map_err(|_| {
         ConfigError::field(
             path,
-            format!("`{v}` is not host:port (an IP address) or \"off\""),
+            format!("`{}` is not host:port (an IP address) or \"off\"", quote(v)),
         )
     })
 }

@@ -90,6 +90,8 @@ fn refused_configs_name_the_field() {
             "queues.q.retry.backoff_max",
         ),
     ];
+    let mut cases = cases;
+    cases.extend(too_large_cases());
     for (extra, field) in &cases {
         match parse(extra) {
             Ok(_) => panic!("accepted, expected refusal at {field}:\n{extra}"),
@@ -104,6 +106,103 @@ fn refused_configs_name_the_field() {
         }
     }
     println!("{} refused configs checked", cases.len());
+}
+
+/// Values that parse but would overflow later arithmetic (chrono, `Instant + Duration`, Redis
+/// PX in i64 ms, RabbitMQ TTLs, tier labels): each is refused at start, naming the field.
+fn too_large_cases() -> Vec<(String, &'static str)> {
+    let every = "every = \"1s\"";
+    vec![
+        (
+            sched(&format!("{every}\nexpires = \"1000000y\"")),
+            "schedules[0].expires",
+        ),
+        (
+            sched(&format!("{every}\nmisfire_grace = \"1000000y\"")),
+            "schedules[0].misfire_grace",
+        ),
+        (sched("every = \"1000000y\""), "schedules[0].every"),
+        (
+            "[beat]\nlease_ttl = \"1000000y\"\n".into(),
+            "beat.lease_ttl",
+        ),
+        (
+            "[worker]\ndrain_timeout = \"1000000y\"\n".into(),
+            "worker.drain_timeout",
+        ),
+        (
+            "[worker]\ndone_ttl = \"1000000y\"\n".into(),
+            "worker.done_ttl",
+        ),
+        (
+            "[worker]\nconcurrency = 9223372036854775807\n".into(),
+            "worker.concurrency",
+        ),
+        (
+            "[worker.retry]\nmax_attempts = 9223372036854775807\n".into(),
+            "worker.retry.max_attempts",
+        ),
+        (
+            "[worker.retry]\nbackoff_max = \"1000000y\"\n".into(),
+            "worker.retry.backoff_max",
+        ),
+        (
+            "[worker.retry]\nbackoff_base = \"1500us\"\n".into(),
+            "worker.retry.backoff_base",
+        ),
+        (
+            "[queues.q.retry]\nbackoff_base = \"100y\"\nbackoff_max = \"200y\"\n".into(),
+            "queues.q.retry.backoff_base",
+        ),
+    ]
+}
+
+#[test]
+fn huge_network_timeouts_are_refused() {
+    for (section, key) in [
+        ("[redis]\n", "timeout"),
+        ("[amqp]\n", "confirm_timeout"),
+        ("[amqp]\n", "connect_timeout"),
+    ] {
+        let text = BASE.replace(section, &format!("{section}{key} = \"1000000y\"\n"));
+        let e = Settings::from_toml(&text).unwrap_err();
+        let field = format!("{}.{key}", &section[1..section.len() - 2]);
+        assert_eq!(e.field_path(), Some(field.as_str()), "{e}");
+    }
+}
+
+#[test]
+fn config_at_every_bound_is_usable_without_overflow() {
+    use drumbeat_common::config::bounds::*;
+    let d = |d: std::time::Duration| format!("{}s", d.as_secs());
+    let s = parse(&format!(
+        "[beat]\nlease_ttl = \"{lease}\"\n[worker]\ndrain_timeout = \"{drain}\"\ndone_ttl = \"{done}\"\nconcurrency = {MAX_CONCURRENCY}\n[worker.retry]\nmax_attempts = {MAX_ATTEMPTS}\nbackoff_base = \"1ms\"\nbackoff_max = \"{backoff}\"\n{}",
+        sched(&format!(
+            "at = \"9999-12-31T23:59:59Z\"\nexpires = \"{expires}\"\nmisfire_grace = \"{grace}\"",
+            expires = d(MAX_EXPIRES),
+            grace = d(MAX_MISFIRE_GRACE),
+        )),
+        lease = d(MAX_LEASE_TTL),
+        drain = d(MAX_DRAIN_TIMEOUT),
+        done = d(MAX_DONE_TTL),
+        backoff = d(MAX_BACKOFF),
+    ))
+    .unwrap();
+    let sch = &s.schedules[0];
+    let at = sch
+        .trigger
+        .next_after(chrono::Utc::now(), sch.timezone)
+        .unwrap();
+    // What the beat computes at the fire (beat/src/publish.rs): must not panic.
+    let env = drumbeat_beat::publish::envelope(sch, at);
+    assert!(env.expires_at.is_some(), "{env:?}");
+    let tiers = s.worker.retry.tiers();
+    let labels: std::collections::HashSet<_> = tiers
+        .iter()
+        .map(|t| drumbeat_common::config::retry::tier_label(*t))
+        .collect();
+    assert_eq!(labels.len(), tiers.len(), "tier names are distinct");
+    assert!(s.worker.retry.backoff_tier(u32::MAX) <= s.worker.retry.backoff_max);
 }
 
 #[test]
@@ -214,6 +313,61 @@ fn environment_overrides_the_file() {
     assert_eq!(code, Some(0), "{text}");
     assert!(text.contains("\"lease_ttl\": \"30s\""), "{text}");
     assert!(text.contains("\"a\","), "{text}");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn next_above_the_cap_and_non_utf8_environment_exit_2_naming_them() {
+    use std::ffi::OsString;
+    use std::os::unix::ffi::OsStringExt;
+    let dir = std::env::temp_dir().join(format!("drumbeat-cap-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("c.toml");
+    std::fs::write(&file, format!("{BASE}{}", sched("every = \"1s\""))).unwrap();
+    let cfg = file.to_str().unwrap();
+    let (code, text) = run_bin(
+        "beat",
+        &["--config", cfg, "schedules", "--next", "99999999999999"],
+        &[],
+    );
+    assert_eq!(code, Some(2), "{text}");
+    assert!(
+        text.contains("--next") && !text.contains("panicked"),
+        "{text}"
+    );
+    let (code, text) = run_bin("beat", &["--config", cfg, "schedules", "--next", "3"], &[]);
+    let fires = text.lines().filter(|l| l.starts_with("  20")).count();
+    assert_eq!((code, fires), (Some(0), 3), "{text}");
+
+    let secret = OsString::from_vec(b"amqp://u:hunter2pw@x\xff".to_vec());
+    for bin in ["beat", "worker"] {
+        let run = |name: &str| {
+            let out = std::process::Command::new(drumbeat_tests::bin_path(bin))
+                .args(["--config", cfg, "check"])
+                .env(name, &secret)
+                .output()
+                .unwrap();
+            let text = format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            (out.status.code(), text)
+        };
+        let (code, text) = run("DRUMBEAT__AMQP__URL");
+        assert_eq!(code, Some(2), "{bin}: {text}");
+        assert!(text.contains("DRUMBEAT__AMQP__URL"), "{bin}: {text}");
+        assert!(
+            !text.contains("hunter2pw") && !text.contains("panicked"),
+            "{bin}: {text}"
+        );
+        let (code, text) = run("SOMEONE_ELSES_VARIABLE");
+        assert_eq!(
+            code,
+            Some(0),
+            "{bin}: unrelated non-UTF-8 variable ignored: {text}"
+        );
+    }
     let _ = std::fs::remove_dir_all(dir);
 }
 

@@ -133,3 +133,187 @@ async fn http_task_bad_args_are_invalid_args_and_network_errors_retry() {
     );
     w.shutdown().await;
 }
+
+const USER_PASS: &str = "pa55wordS3cret";
+const TOKEN: &str = "t0kenS3cret";
+const SIG: &str = "s1gS3cret";
+
+/// docs/design.md §14: a task URL's `user:password@` and `?token=` never reach the dead
+/// letter's `x-drumbeat-error` nor the worker's log, whether the request failed on the network
+/// (reqwest's error quotes the URL), with a 5xx or a 4xx, or had a URL where none belongs.
+#[tokio::test]
+async fn http_task_errors_never_carry_url_credentials() {
+    let ns = TestNs::new("w-httpsecret");
+    let extra = worker_toml(2, "");
+    let settings = ns.settings(&extra);
+    declare(&settings).await;
+    let (_server, addr) = Server::start().await;
+    let config = ns.config_file("worker.toml", &extra);
+    let mut worker = drumbeat_tests::Proc::spawn(
+        drumbeat_tests::bin_path("worker").to_str().unwrap(),
+        &["--config", config.to_str().unwrap(), "run"],
+        &[("RUST_LOG", "info")],
+        &ns.dir,
+        "worker",
+    );
+    let p = Pub::new(&ns).await;
+    let refused = drumbeat_tests::free_port();
+    let cases = [
+        (
+            "s-refused",
+            format!("http://user:{USER_PASS}@127.0.0.1:{refused}/x?token={TOKEN}&sig={SIG}"),
+        ),
+        (
+            "s-500",
+            format!("http://user:{USER_PASS}@{addr}/status/500/y?token={TOKEN}&n=1"),
+        ),
+        (
+            "s-404",
+            format!("http://{TOKEN}@{addr}/status/404/z?access_token={TOKEN}#sig={SIG}"),
+        ),
+    ];
+    for (id, url) in &cases {
+        p.task(
+            "q",
+            id,
+            "http",
+            serde_json::json!({"url": url, "timeout": "2s"}),
+        )
+        .await;
+    }
+    // A URL under the wrong key: serde quotes it in the invalid-args error.
+    let misplaced = format!("http://user:{USER_PASS}@127.0.0.1/?token={TOKEN}");
+    p.task(
+        "q",
+        "s-args",
+        "http",
+        serde_json::json!({"url": "http://127.0.0.1:1/", "headers": misplaced}),
+    )
+    .await;
+    let dead = take_dead(&ns, "q", cases.len() + 1).await;
+    let secrets = [USER_PASS, TOKEN, SIG];
+    for d in &dead {
+        let error = drumbeat_common::amqp::header_str(&d.properties, "x-drumbeat-error").unwrap();
+        println!("x-drumbeat-error: {error}");
+        for s in secrets {
+            assert!(
+                !error.contains(s),
+                "secret {s} in x-drumbeat-error: {error}"
+            );
+        }
+        assert!(
+            error.contains("127.0.0.1"),
+            "the error still names the host: {error}"
+        );
+    }
+    let log = poll_until(
+        "worker logged the failed attempts",
+        Duration::from_secs(10),
+        || {
+            let log = worker.log_text();
+            async move {
+                ["s-refused", "s-500", "s-404", "s-args"]
+                    .iter()
+                    .all(|id| log.contains(id))
+                    .then_some(log)
+            }
+        },
+    )
+    .await;
+    for s in secrets {
+        assert!(!log.contains(s), "secret {s} in the worker's log:\n{log}");
+    }
+    worker.signal("TERM");
+    assert!(worker.wait_exit(Duration::from_secs(20)).is_some());
+}
+
+/// A 503 whose `Retry-After` is an HTTP-date (RFC 9110 §10.2.3) is retried no earlier than
+/// that date (the queue's `backoff_max`, 8s, is above it).
+#[tokio::test]
+async fn http_date_retry_after_is_honoured() {
+    use axum::http::StatusCode;
+    use axum::response::IntoResponse;
+    use std::sync::{Arc, Mutex};
+    use std::time::SystemTime;
+
+    let ns = TestNs::new("w-httpdate");
+    let settings = ns.settings(
+        r#"
+[worker]
+queues = ["q"]
+prefetch = 16
+concurrency = 8
+handler_timeout = "5s"
+drain_timeout = "5s"
+ops_addr = "off"
+[worker.retry]
+max_attempts = 4
+backoff_base = "100ms"
+backoff_max = "8s"
+"#,
+    );
+    declare(&settings).await;
+    // First call: 503 with Retry-After = a whole second at least 2s ahead; then 200.
+    /// When each call came, and the Retry-After date it was (or would have been) given.
+    type Calls = Arc<Mutex<Vec<(SystemTime, SystemTime)>>>;
+    let calls: Calls = Arc::default();
+    let app = axum::Router::new()
+        .route(
+            "/date",
+            axum::routing::any(
+                |axum::extract::State(calls): axum::extract::State<Calls>| async move {
+                    let now = SystemTime::now();
+                    let secs = now
+                        .duration_since(SystemTime::UNIX_EPOCH)
+                        .unwrap()
+                        .as_secs()
+                        + 3;
+                    let date = SystemTime::UNIX_EPOCH + Duration::from_secs(secs);
+                    let mut calls = calls.lock().unwrap();
+                    calls.push((now, date));
+                    if calls.len() == 1 {
+                        let shown = chrono::DateTime::<chrono::Utc>::from(date)
+                            .format("%a, %d %b %Y %H:%M:%S GMT")
+                            .to_string();
+                        (StatusCode::SERVICE_UNAVAILABLE, [("retry-after", shown)]).into_response()
+                    } else {
+                        StatusCode::OK.into_response()
+                    }
+                },
+            ),
+        )
+        .with_state(calls.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    let w = Running::start(settings.clone(), "w1", builtin::register);
+    let p = Pub::new(&ns).await;
+    p.task(
+        "q",
+        "h-date",
+        "http",
+        serde_json::json!({"url": format!("http://{addr}/date")}),
+    )
+    .await;
+    poll_until("h-date done", Duration::from_secs(30), || async {
+        is_done(&ns, REDIS_URL, "h-date").await.then_some(())
+    })
+    .await;
+    let calls = calls.lock().unwrap().clone();
+    assert_eq!(calls.len(), 2, "one 503, one retry");
+    let (first, date) = calls[0];
+    let (retried, _) = calls[1];
+    let gap = retried.duration_since(first).unwrap_or_default();
+    println!(
+        "Retry-After date {:?} after the 503; retried after {gap:?}",
+        date.duration_since(first).unwrap()
+    );
+    assert!(
+        retried >= date,
+        "retried {gap:?} after the 503, before its Retry-After date ({:?} after it)",
+        date.duration_since(first).unwrap()
+    );
+    w.shutdown().await;
+}

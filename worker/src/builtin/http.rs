@@ -2,11 +2,18 @@
 //!
 //! The task ID goes out as `Idempotency-Key`, so a receiver can absorb the rare second run
 //! (a worker killed mid-request). 2xx is done; 408, 429, 5xx and network errors are retried,
-//! honouring `Retry-After` (seconds, capped by the queue's `backoff_max`); any other status is
-//! permanent (`rejected`).
+//! honouring `Retry-After` (delta-seconds or an HTTP-date; the worker caps it by the queue's
+//! `backoff_max`); any other status is permanent (`rejected`).
+//!
+//! Every message this task produces goes through [`redact`]: a task's URL may carry
+//! `user:password@` or `?token=`, and reqwest's own errors quote the URL, yet the message ends
+//! up in logs and in a dead letter's `x-drumbeat-error` (docs/design.md §14).
 
 use std::collections::BTreeMap;
-use std::time::Duration;
+use std::error::Error as _;
+use std::time::{Duration, SystemTime};
+
+use drumbeat_common::secret::redact;
 
 use reqwest::header::{HeaderName, HeaderValue, CONTENT_TYPE, RETRY_AFTER};
 use reqwest::{Method, StatusCode, Url};
@@ -14,25 +21,63 @@ use serde::{Deserialize, Deserializer};
 
 use crate::handler::{BoxFuture, Task, TaskError};
 
-/// The `args` of an `http` task.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// The `args` of an `http` task. `Debug` shows the URL redacted and no header values (they
+/// may hold an `Authorization`); a refusal's message is redacted too, since serde quotes a
+/// string of the wrong type (a URL put under `headers`) and it becomes `x-drumbeat-error`.
+#[derive(Clone)]
 pub struct HttpArgs {
     /// Absolute `http` or `https` URL.
-    #[serde(deserialize_with = "de_url")]
     pub url: Url,
     /// HTTP method, default `POST`.
-    #[serde(default = "default_method", deserialize_with = "de_method")]
     pub method: Method,
     /// Extra request headers.
-    #[serde(default)]
     pub headers: BTreeMap<String, String>,
     /// Request body: `null` sends none, a string is sent as is, anything else as JSON.
-    #[serde(default)]
     pub body: serde_json::Value,
     /// Whole-request deadline, default 30 s.
-    #[serde(default = "default_timeout", with = "humantime_serde")]
     pub timeout: Duration,
+}
+
+/// [`HttpArgs`] as serde reads it; errors pass through [`redact`] on the way out.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Wire {
+    #[serde(deserialize_with = "de_url")]
+    url: Url,
+    #[serde(default = "default_method", deserialize_with = "de_method")]
+    method: Method,
+    #[serde(default)]
+    headers: BTreeMap<String, String>,
+    #[serde(default)]
+    body: serde_json::Value,
+    #[serde(default = "default_timeout", with = "humantime_serde")]
+    timeout: Duration,
+}
+
+impl<'de> Deserialize<'de> for HttpArgs {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let value = serde_json::Value::deserialize(d)?;
+        let w = Wire::deserialize(value)
+            .map_err(|e| serde::de::Error::custom(redact(&e.to_string())))?;
+        Ok(Self {
+            url: w.url,
+            method: w.method,
+            headers: w.headers,
+            body: w.body,
+            timeout: w.timeout,
+        })
+    }
+}
+
+impl std::fmt::Debug for HttpArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpArgs")
+            .field("url", &redact(self.url.as_str()))
+            .field("method", &self.method)
+            .field("headers", &self.headers.keys().collect::<Vec<_>>())
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
 }
 
 fn default_method() -> Method {
@@ -107,23 +152,56 @@ async fn send(client: &reqwest::Client, task: Task<HttpArgs>) -> Result<(), Task
     };
     let resp = match req.send().await {
         Ok(r) => r,
-        Err(e) => return Err(TaskError::retry(format!("{} {}: {e}", a.method, a.url))),
+        Err(e) => {
+            let e = e.without_url();
+            return Err(TaskError::retry(redact(&format!(
+                "{} {}: {}",
+                a.method,
+                a.url,
+                chain(&e)
+            ))));
+        }
     };
     let status = resp.status();
     if status.is_success() {
         return Ok(());
     }
-    let message = format!("{} {} answered {status}", a.method, a.url);
+    let message = redact(&format!("{} {} answered {status}", a.method, a.url));
     if retryable(status) {
         let after = resp
             .headers()
             .get(RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .map(Duration::from_secs);
+            .and_then(|v| retry_after(v, SystemTime::now()));
         return Err(TaskError::Retry { after, message });
     }
     Err(TaskError::Permanent(message))
+}
+
+/// A reqwest error and its causes, one line (`error sending request: connection refused`),
+/// without the URL reqwest adds (the caller names the redacted URL itself).
+fn chain(e: &reqwest::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
+
+/// The delay a `Retry-After` value asks for: delta-seconds (`120`) or an HTTP-date
+/// (`Wed, 21 Oct 2026 07:28:00 GMT`, RFC 9110 §10.2.3), measured from `now`. A date in the past
+/// means "now"; an unreadable value is ignored (plain backoff). The worker caps the result
+/// at the queue's `backoff_max`.
+fn retry_after(value: &str, now: SystemTime) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(secs) = value.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let at = httpdate::parse_http_date(value).ok()?;
+    Some(at.duration_since(now).unwrap_or(Duration::ZERO))
 }
 
 /// 408, 429 and 5xx may heal; every other non-2xx will not.
@@ -144,6 +222,15 @@ mod tests {
         assert_eq!(a.method, Method::POST);
         assert_eq!(a.timeout, Duration::from_secs(30));
         assert!(a.body.is_null());
+        let e = serde_json::from_str::<HttpArgs>(
+            r#"{"url":"http://x/","headers":"http://u:hunter2@h/?token=t0k3n"}"#,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            !e.contains("hunter2") && !e.contains("t0k3n") && e.contains("***"),
+            "{e}"
+        );
         for bad in [
             r#"{}"#,
             r#"{"url":"ftp://x/"}"#,
@@ -153,6 +240,29 @@ mod tests {
             r#"{"url":"http://x/","extra":1}"#,
         ] {
             assert!(serde_json::from_str::<HttpArgs>(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn retry_after_reads_seconds_and_dates() {
+        let now = httpdate::parse_http_date("Sun, 06 Nov 1994 08:49:37 GMT").unwrap();
+        let cases = [
+            ("120", Some(120)),
+            (" 7 ", Some(7)),
+            ("Sun, 06 Nov 1994 08:51:37 GMT", Some(120)),
+            ("Sunday, 06-Nov-94 08:49:47 GMT", Some(10)),
+            ("Sun Nov  6 08:49:57 1994", Some(20)),
+            ("Sun, 06 Nov 1994 08:00:00 GMT", Some(0)),
+            ("-5", None),
+            ("soon", None),
+            ("", None),
+        ];
+        for (v, want) in cases {
+            assert_eq!(
+                retry_after(v, now),
+                want.map(Duration::from_secs),
+                "Retry-After: {v}"
+            );
         }
     }
 
