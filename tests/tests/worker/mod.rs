@@ -1,5 +1,6 @@
 //! Worker tests: real Redis and RabbitMQ, one namespace each; process faults use the real binary.
 
+mod alarm;
 mod bad_input;
 mod client;
 mod dedup;
