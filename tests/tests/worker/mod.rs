@@ -2,6 +2,7 @@
 
 mod alarm;
 mod bad_input;
+mod cancelled;
 mod client;
 mod dedup;
 mod http;
