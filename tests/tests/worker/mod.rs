@@ -4,6 +4,7 @@ mod alarm;
 mod bad_input;
 mod cancelled;
 mod client;
+mod deadline;
 mod dedup;
 mod http;
 mod library;
