@@ -32,10 +32,13 @@ async fn shutdown_waits_at_most_one_drain_timeout_for_a_stuck_handler() {
         })
     });
     let p = Pub::new(&ns).await;
-    p.task("q", "stuck-1", "stuck", serde_json::Value::Null).await;
-    poll_until("the stuck handler runs", Duration::from_secs(30), || async {
-        (runs.count("stuck-1") == 1).then_some(())
-    })
+    p.task("q", "stuck-1", "stuck", serde_json::Value::Null)
+        .await;
+    poll_until(
+        "the stuck handler runs",
+        Duration::from_secs(30),
+        || async { (runs.count("stuck-1") == 1).then_some(()) },
+    )
     .await;
     let t = Instant::now();
     w.stop.cancel();

@@ -7,6 +7,7 @@ mod client;
 mod deadline;
 mod dedup;
 mod http;
+mod legacy;
 mod library;
 mod outage;
 mod process;
