@@ -7,31 +7,27 @@
 //! tiers) and keeps the current publisher in a [`PublisherSlot`]; outcomes are published through
 //! it, so they survive a publish channel being replaced.
 //!
-//! The consume connection has one channel per queue (`basic_qos(prefetch)`): a queue whose
-//! consumer the broker cancels (queue deleted, its node lost) is re-declared and re-subscribed on
-//! its own channel with backoff, while the other queues' deliveries, in flight on their own
-//! channels, keep being acked. Until every queue is consumed again `/readyz` fails and the queue
-//! is named in the log. The receive loop never awaits an ack or a Redis call. When the connection
-//! is lost, in-flight runs may finish but their acks fail; the broker's redeliveries are absorbed
-//! by dedup. On shutdown the consumers are cancelled and in-flight runs get one `drain_timeout`
-//! in all, then closing the connection requeues the rest.
+//! The consume connection has one channel per queue ([`queue`]): a queue whose consumer the
+//! broker cancels (queue deleted, its node lost) is re-declared and re-subscribed with backoff,
+//! while the other queues' deliveries keep being acked. Until every queue is consumed again
+//! `/readyz` fails and the queue is named in the log. The receive loop never awaits an ack or a
+//! Redis call. When the connection is lost, in-flight runs may finish but their acks fail; the
+//! broker's redeliveries are absorbed by dedup. On shutdown the consumers are cancelled and
+//! in-flight runs get one `drain_timeout` in all; closing the connection requeues the rest.
+
+mod queue;
 
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use drumbeat_common::amqp::lapin::message::Delivery;
-use drumbeat_common::amqp::lapin::options::{
-    BasicCancelOptions, BasicConsumeOptions, BasicQosOptions,
-};
-use drumbeat_common::amqp::lapin::types::{FieldTable, ShortString};
-use drumbeat_common::amqp::lapin::{Channel, Connection};
+use drumbeat_common::amqp::lapin::Connection;
 use drumbeat_common::amqp::{
-    supervise, timed, AmqpError, Connector, Ended, PublishLink, PublisherSlot, Session,
-    TopologyQueue,
+    supervise, AmqpError, Connector, Ended, PublishLink, PublisherSlot, Session, TopologyQueue,
 };
 use drumbeat_common::backoff::Backoff;
-use futures::stream::{self, BoxStream, SelectAll};
+use futures::stream::SelectAll;
 use futures::StreamExt;
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
@@ -41,19 +37,10 @@ use tokio_util::task::TaskTracker;
 use crate::outcome::InFlight;
 use crate::process::{attempt_of, handle};
 use crate::worker::Shared;
+use queue::{resubscribe_due, sleep_until_some, Queue, Tagged};
 
 /// How often the loop re-checks the connection and readiness when nothing arrives.
 const TICK: Duration = Duration::from_millis(250);
-
-/// A queue's deliveries, ending with one `None` when its consumer ends (so an ended consumer is
-/// noticed instead of silently dropped by `select_all`).
-type Tagged = BoxStream<
-    'static,
-    (
-        usize,
-        Option<drumbeat_common::amqp::lapin::Result<Delivery>>,
-    ),
->;
 
 /// Consumes until `shutdown`, reconnecting as often as needed, then drains.
 pub(crate) async fn run(shared: Arc<Shared>, shutdown: CancellationToken) {
@@ -107,17 +94,79 @@ struct Consume {
     deadline: OnceLock<Instant>,
 }
 
-/// One consumed queue on the current connection.
-struct Queue {
-    /// Position in the session's list, carried by each delivery.
-    index: usize,
-    name: String,
-    channel: Option<Channel>,
-    /// The live consumer's tag, `None` while the queue is not consumed.
-    tag: Option<ShortString>,
-    backoff: Backoff,
-    /// When to try re-subscribing a queue that is not consumed.
-    retry_at: Option<Instant>,
+impl Session for Consume {
+    async fn run(
+        &mut self,
+        conn: &Connection,
+        stop: &CancellationToken,
+    ) -> Result<Ended, AmqpError> {
+        // Cancelled when this session ends for any reason: unclaimed deliveries stop waiting.
+        let session_stop = stop.child_token();
+        let _stop_on_exit = session_stop.clone().drop_guard();
+        let now = Instant::now();
+        let mut queues: Vec<Queue> = (self.shared.settings.worker.queues.iter().enumerate())
+            .map(|(i, name)| Queue::new(i, name, self.backoff.clone()))
+            .collect();
+        queues.iter_mut().for_each(|q| q.retry_at = Some(now));
+        let mut deliveries: SelectAll<Tagged> = SelectAll::new();
+        if let Some(lost) = resubscribe_due(&self.shared, conn, &mut queues, &mut deliveries).await
+        {
+            return Ok(lost);
+        }
+        let worker = &self.shared.settings.worker;
+        tracing::info!(queues = ?worker.queues, prefetch = worker.prefetch, "consuming");
+        let mut tick = tokio::time::interval(TICK);
+        let ended = loop {
+            self.set_ready(&queues);
+            let retry_at = queues.iter().filter_map(|q| q.retry_at).min();
+            let next = tokio::select! {
+                biased;
+                _ = stop.cancelled() => break Ended::Stopped,
+                n = deliveries.next(), if !deliveries.is_empty() => n,
+                _ = sleep_until_some(retry_at), if retry_at.is_some() => {
+                    match resubscribe_due(&self.shared, conn, &mut queues, &mut deliveries).await {
+                        Some(lost) => break lost,
+                        None => continue,
+                    }
+                }
+                _ = tick.tick() => {
+                    if !conn.status().connected() {
+                        break Ended::Lost("consume connection closed".into());
+                    }
+                    continue;
+                }
+            };
+            let Some((index, item)) = next else { continue };
+            let Some(q) = queues.get_mut(index) else {
+                continue;
+            };
+            match item {
+                Some(Ok(delivery)) => {
+                    let name = q.name.clone();
+                    if !self.dispatch(&name, delivery, stop, &session_stop).await {
+                        break Ended::Stopped;
+                    }
+                }
+                Some(Err(e)) => tracing::warn!(queue = %q.name, error = %e, "consumer error"),
+                None => {
+                    if !conn.status().connected() {
+                        break Ended::Lost("consume connection closed".into());
+                    }
+                    let delay = q.lost();
+                    self.shared.amqp_up.store(false, Ordering::Relaxed);
+                    tracing::warn!(
+                        queue = %q.name, retry_in = ?delay,
+                        "consumer cancelled by the broker (queue deleted or its node lost); /readyz fails until it is consumed again"
+                    );
+                }
+            }
+        };
+        if matches!(ended, Ended::Stopped) {
+            self.drain(&queues).await;
+        }
+        self.shared.amqp_up.store(false, Ordering::Relaxed);
+        Ok(ended)
+    }
 }
 
 impl Consume {
@@ -129,48 +178,8 @@ impl Consume {
 
     /// Ready only while every queue is consumed and outcomes can be published.
     fn set_ready(&self, queues: &[Queue]) {
-        let up = queues.iter().all(|q| q.tag.is_some()) && self.slot.current().is_some();
+        let up = queues.iter().all(Queue::consumed) && self.slot.current().is_some();
         self.shared.amqp_up.store(up, Ordering::Relaxed);
-    }
-
-    /// Declares `q`'s work queue and starts consuming it on its own channel (reopened if the
-    /// broker closed it).
-    async fn subscribe(&self, conn: &Connection, q: &mut Queue) -> Result<Tagged, AmqpError> {
-        let shared = &self.shared;
-        let op = shared.settings.amqp.connect_timeout;
-        let spec = TopologyQueue {
-            queue: q.name.clone(),
-            retry: None,
-        };
-        shared.topology.declare(conn, &[spec]).await?;
-        let ch = match q.channel.take().filter(|c| c.status().connected()) {
-            Some(ch) => ch,
-            None => {
-                let ch = timed("channel.open", op, conn.create_channel()).await?;
-                let qos = ch.basic_qos(shared.settings.worker.prefetch, BasicQosOptions::default());
-                timed("basic.qos", op, qos).await?;
-                ch
-            }
-        };
-        let consumer = timed(
-            "basic.consume",
-            op,
-            ch.basic_consume(
-                shared.topology.work_queue(&q.name).as_str().into(),
-                ShortString::from(""),
-                BasicConsumeOptions::default(),
-                FieldTable::default(),
-            ),
-        )
-        .await?;
-        q.channel = Some(ch);
-        q.tag = Some(consumer.tag());
-        q.retry_at = None;
-        let index = q.index;
-        Ok(consumer
-            .map(move |d| (index, Some(d)))
-            .chain(stream::once(async move { (index, None) }))
-            .boxed())
     }
 
     /// Hands one delivery to its own task once a permit is free; `false` when stopping.
@@ -203,19 +212,20 @@ impl Consume {
         true
     }
 
-    /// Stops consuming, lets in-flight runs finish until the one drain deadline; the
+    /// Stops consuming and lets in-flight runs finish until the one drain deadline; the
     /// supervisor then closes the connection, which requeues every delivery still unacked.
     async fn drain(&self, queues: &[Queue]) {
         let op = self.shared.settings.amqp.connect_timeout;
         let deadline = self.drain_deadline();
         for q in queues {
-            if let (Some(ch), Some(tag)) = (&q.channel, &q.tag) {
-                let cancel = ch.basic_cancel(tag.clone(), BasicCancelOptions::default());
-                let _ = tokio::time::timeout_at(deadline, timed("basic.cancel", op, cancel)).await;
-            }
+            q.cancel(op, deadline).await;
         }
-        let in_flight = self.shared.metrics.in_flight();
-        tracing::info!(in_flight, grace = ?deadline.saturating_duration_since(Instant::now()), "draining");
+        let grace = deadline.saturating_duration_since(Instant::now());
+        tracing::info!(
+            in_flight = self.shared.metrics.in_flight(),
+            ?grace,
+            "draining"
+        );
         self.tracker.close();
         if tokio::time::timeout_at(deadline, self.tracker.wait())
             .await
@@ -227,127 +237,5 @@ impl Consume {
             );
         }
         tracing::info!("drained");
-    }
-}
-
-impl Session for Consume {
-    async fn run(
-        &mut self,
-        conn: &Connection,
-        stop: &CancellationToken,
-    ) -> Result<Ended, AmqpError> {
-        // Cancelled when this session ends for any reason: unclaimed deliveries stop waiting.
-        let session_stop = stop.child_token();
-        let _stop_on_exit = session_stop.clone().drop_guard();
-        let mut queues: Vec<Queue> = Vec::new();
-        let mut deliveries: SelectAll<Tagged> = SelectAll::new();
-        for (index, name) in self.shared.settings.worker.queues.iter().enumerate() {
-            let mut q = Queue {
-                index,
-                name: name.clone(),
-                channel: None,
-                tag: None,
-                backoff: self.backoff.clone(),
-                retry_at: None,
-            };
-            deliveries.push(self.subscribe(conn, &mut q).await?);
-            queues.push(q);
-        }
-        tracing::info!(queues = ?self.shared.settings.worker.queues, prefetch = self.shared.settings.worker.prefetch, "consuming");
-        let mut tick = tokio::time::interval(TICK);
-        let ended = loop {
-            self.set_ready(&queues);
-            let retry_at = queues.iter().filter_map(|q| q.retry_at).min();
-            let next = tokio::select! {
-                biased;
-                _ = stop.cancelled() => break Ended::Stopped,
-                n = deliveries.next(), if !deliveries.is_empty() => n,
-                _ = sleep_until_some(retry_at), if retry_at.is_some() => {
-                    if let Some(lost) = self.resubscribe_due(conn, &mut queues, &mut deliveries).await {
-                        break lost;
-                    }
-                    continue;
-                }
-                _ = tick.tick() => {
-                    if !conn.status().connected() {
-                        break Ended::Lost("consume connection closed".into());
-                    }
-                    continue;
-                }
-            };
-            let Some((index, item)) = next else { continue };
-            let Some(q) = queues.get_mut(index) else {
-                continue;
-            };
-            match item {
-                Some(Ok(delivery)) => {
-                    let name = q.name.clone();
-                    if !self.dispatch(&name, delivery, stop, &session_stop).await {
-                        break Ended::Stopped;
-                    }
-                }
-                Some(Err(e)) => {
-                    tracing::warn!(queue = %q.name, error = %e, "consumer error");
-                }
-                None => {
-                    q.tag = None;
-                    if !conn.status().connected() {
-                        break Ended::Lost("consume connection closed".into());
-                    }
-                    let delay = q.backoff.next_delay();
-                    q.retry_at = Some(Instant::now() + delay);
-                    self.shared.amqp_up.store(false, Ordering::Relaxed);
-                    tracing::warn!(
-                        queue = %q.name, retry_in = ?delay,
-                        "consumer cancelled by the broker (queue deleted or its node lost); re-subscribing"
-                    );
-                }
-            }
-        };
-        if matches!(ended, Ended::Stopped) {
-            self.drain(&queues).await;
-        }
-        self.shared.amqp_up.store(false, Ordering::Relaxed);
-        Ok(ended)
-    }
-}
-
-impl Consume {
-    /// Re-subscribes every queue whose retry time has come; `Some` when the connection is gone.
-    async fn resubscribe_due(
-        &self,
-        conn: &Connection,
-        queues: &mut [Queue],
-        deliveries: &mut SelectAll<Tagged>,
-    ) -> Option<Ended> {
-        let now = Instant::now();
-        for q in queues
-            .iter_mut()
-            .filter(|q| q.retry_at.is_some_and(|t| t <= now))
-        {
-            match self.subscribe(conn, q).await {
-                Ok(stream) => {
-                    deliveries.push(stream);
-                    q.backoff.reset();
-                    tracing::info!(queue = %q.name, "consuming again");
-                }
-                Err(e) => {
-                    if !conn.status().connected() {
-                        return Some(Ended::Lost(format!("re-subscribing {}: {e}", q.name)));
-                    }
-                    let delay = q.backoff.next_delay();
-                    q.retry_at = Some(Instant::now() + delay);
-                    tracing::warn!(queue = %q.name, error = %e, retry_in = ?delay, "could not re-subscribe");
-                }
-            }
-        }
-        None
-    }
-}
-
-async fn sleep_until_some(at: Option<Instant>) {
-    match at {
-        Some(at) => tokio::time::sleep_until(at).await,
-        None => std::future::pending().await,
     }
 }
