@@ -10,6 +10,7 @@
 pub mod amqp;
 pub mod ops;
 pub mod procs;
+pub mod rabbit;
 pub mod relay;
 
 use std::future::Future;

@@ -1,233 +1,241 @@
-//! The connection supervisor and the receive loop.
+//! The worker's two broker connections and the receive loop (docs/design.md §6.6, §6.9).
 //!
-//! One loop owns the broker connection: connect (with [`Connector`]'s capped backoff), open one
-//! publisher channel (confirms) and one consume channel (`basic_qos(prefetch)`), declare the
-//! topology of every configured queue, then hand each delivery to its own task once a
-//! concurrency permit is free. The receive loop never awaits an ack or a Redis call, which is
-//! what keeps throughput near the raw client's. When the stream ends the session is over:
-//! in-flight runs may finish but their acks fail on the dead channel, and the broker's
-//! redeliveries are absorbed by dedup. On shutdown the consumers are cancelled, in-flight runs get
-//! `drain_timeout`, and closing the channel requeues the rest.
+//! Consuming and publishing use separate connections, each kept up by the common
+//! [`supervise`] loop: under a memory or disk alarm RabbitMQ stops reading from connections that
+//! publish, and acks sent on such a connection would stall until the prefetch is full and no
+//! queue drains. The publish connection ([`PublishLink`]) declares the topology (with retry
+//! tiers) and keeps the current publisher in a [`PublisherSlot`]; outcomes are published through
+//! it, so they survive a publish channel being replaced.
+//!
+//! The consume connection has one channel per queue ([`queue`]): a queue whose consumer the
+//! broker cancels (queue deleted, its node lost) is re-declared and re-subscribed with backoff,
+//! while the other queues' deliveries keep being acked. Until every queue is consumed again
+//! `/readyz` fails and the queue is named in the log. The receive loop never awaits an ack or a
+//! Redis call. When the connection is lost, in-flight runs may finish but their acks fail; the
+//! broker's redeliveries are absorbed by dedup. On shutdown the consumers are cancelled and
+//! in-flight runs get one `drain_timeout` in all; closing the connection requeues the rest.
+
+mod queue;
 
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use drumbeat_common::amqp::lapin::message::Delivery;
-use drumbeat_common::amqp::lapin::options::{
-    BasicCancelOptions, BasicConsumeOptions, BasicQosOptions,
-};
-use drumbeat_common::amqp::lapin::types::{FieldTable, ShortString};
-use drumbeat_common::amqp::lapin::{Channel, Connection};
+use drumbeat_common::amqp::lapin::Connection;
 use drumbeat_common::amqp::{
-    timed, AmqpError, Connector, Publisher, PublisherSender, PublisherSlot,
+    supervise, AmqpError, Connector, Ended, PublishLink, PublisherSlot, Session, TopologyQueue,
 };
 use drumbeat_common::backoff::Backoff;
-use futures::stream::{select_all, BoxStream};
+use futures::stream::SelectAll;
 use futures::StreamExt;
 use tokio::sync::Semaphore;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::outcome::InFlight;
 use crate::process::{attempt_of, handle};
 use crate::worker::Shared;
+use queue::{resubscribe_due, sleep_until_some, Queue, Tagged};
 
-type Deliveries = BoxStream<'static, (String, Result<Delivery, String>)>;
-
-/// One connection's channels and consumers.
-struct Session {
-    conn: Connection,
-    publisher: Publisher,
-    /// Outcomes of this session's deliveries are published through this slot.
-    slot: PublisherSlot,
-    _slot_tx: PublisherSender,
-    consume: Channel,
-    tags: Vec<ShortString>,
-    deliveries: Deliveries,
-}
-
-/// How a session ended.
-enum Ended {
-    Shutdown,
-    Lost(String),
-}
+/// How often the loop re-checks the connection and readiness when nothing arrives.
+const TICK: Duration = Duration::from_millis(250);
 
 /// Consumes until `shutdown`, reconnecting as often as needed, then drains.
 pub(crate) async fn run(shared: Arc<Shared>, shutdown: CancellationToken) {
-    let connector = Connector::new(
-        &shared.settings.amqp,
-        format!("drumbeat-worker {}", shared.id),
-    );
-    let tracker = TaskTracker::new();
-    let permits = Arc::new(Semaphore::new(shared.settings.worker.concurrency));
-    let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(30));
-    while let Some(conn) = connector.connect(&shutdown).await {
-        let session = match open(&shared, conn).await {
-            Ok(s) => s,
-            Err(e) => {
-                let delay = backoff.next_delay();
-                tracing::warn!(error = %e, retry_in = ?delay, "could not set up channels and topology");
-                tokio::select! {
-                    _ = shutdown.cancelled() => break,
-                    _ = tokio::time::sleep(delay) => continue,
+    let amqp = &shared.settings.amqp;
+    let publish = Connector::new(amqp, format!("drumbeat-worker {} publish", shared.id));
+    let consume = Connector::new(amqp, format!("drumbeat-worker {} consume", shared.id));
+    let (tx, slot) = PublisherSlot::channel();
+    let declared = shared
+        .settings
+        .worker
+        .queues
+        .iter()
+        .map(|q| TopologyQueue {
+            queue: q.clone(),
+            retry: Some(shared.settings.retry_policy(q).clone()),
+        })
+        .collect();
+    let mut link = PublishLink::new(&publish, shared.topology.clone(), declared, tx);
+    // Publishing outlives consuming: draining runs still publish their retries.
+    let link_stop = CancellationToken::new();
+    let stop = link_stop.clone();
+    let link_task = tokio::spawn(async move { supervise(&publish, &mut link, &stop).await });
+
+    let mut session = Consume {
+        shared: shared.clone(),
+        slot,
+        tracker: TaskTracker::new(),
+        permits: Arc::new(Semaphore::new(shared.settings.worker.concurrency)),
+        backoff: consume.backoff(),
+        deadline: OnceLock::new(),
+    };
+    supervise(&consume, &mut session, &shutdown).await;
+    shared.amqp_up.store(false, Ordering::Relaxed);
+    // Runs left from lost sessions (or a shutdown before any connection) share the one deadline.
+    session.tracker.close();
+    let deadline = session.drain_deadline();
+    let _ = tokio::time::timeout_at(deadline, session.tracker.wait()).await;
+    link_stop.cancel();
+    let _ = link_task.await;
+}
+
+/// The consume connection's session.
+struct Consume {
+    shared: Arc<Shared>,
+    slot: PublisherSlot,
+    tracker: TaskTracker,
+    permits: Arc<Semaphore>,
+    /// Re-subscribe backoff of each queue (the connector's bounds).
+    backoff: Backoff,
+    /// Set when shutdown starts: in-flight runs get `drain_timeout` from then, once.
+    deadline: OnceLock<Instant>,
+}
+
+impl Session for Consume {
+    async fn run(
+        &mut self,
+        conn: &Connection,
+        stop: &CancellationToken,
+    ) -> Result<Ended, AmqpError> {
+        // Cancelled when this session ends for any reason: unclaimed deliveries stop waiting.
+        let session_stop = stop.child_token();
+        let _stop_on_exit = session_stop.clone().drop_guard();
+        let now = Instant::now();
+        let mut queues: Vec<Queue> = (self.shared.settings.worker.queues.iter().enumerate())
+            .map(|(i, name)| Queue::new(i, name, self.backoff.clone()))
+            .collect();
+        queues.iter_mut().for_each(|q| q.retry_at = Some(now));
+        let mut deliveries: SelectAll<Tagged> = SelectAll::new();
+        if let Some(lost) = resubscribe_due(&self.shared, conn, &mut queues, &mut deliveries).await
+        {
+            return Ok(lost);
+        }
+        let worker = &self.shared.settings.worker;
+        tracing::info!(queues = ?worker.queues, prefetch = worker.prefetch, "consuming");
+        let mut tick = tokio::time::interval(TICK);
+        let ended = loop {
+            self.set_ready(&queues);
+            let retry_at = queues.iter().filter_map(|q| q.retry_at).min();
+            let next = tokio::select! {
+                biased;
+                _ = stop.cancelled() => break Ended::Stopped,
+                n = deliveries.next(), if !deliveries.is_empty() => n,
+                _ = sleep_until_some(retry_at), if retry_at.is_some() => {
+                    match resubscribe_due(&self.shared, conn, &mut queues, &mut deliveries).await {
+                        Some(lost) => break lost,
+                        None => continue,
+                    }
+                }
+                _ = tick.tick() => {
+                    if !conn.status().connected() {
+                        break Ended::Lost("consume connection closed".into());
+                    }
+                    continue;
+                }
+            };
+            let Some((index, item)) = next else { continue };
+            let Some(q) = queues.get_mut(index) else {
+                continue;
+            };
+            match item {
+                Some(Ok(delivery)) => {
+                    let name = q.name.clone();
+                    if !self.dispatch(&name, delivery, stop, &session_stop).await {
+                        break Ended::Stopped;
+                    }
+                }
+                Some(Err(e)) => tracing::warn!(queue = %q.name, error = %e, "consumer error"),
+                None => {
+                    if !conn.status().connected() {
+                        break Ended::Lost("consume connection closed".into());
+                    }
+                    let delay = q.lost();
+                    self.shared.amqp_up.store(false, Ordering::Relaxed);
+                    tracing::warn!(
+                        queue = %q.name, retry_in = ?delay,
+                        "consumer cancelled by the broker (queue deleted or its node lost); /readyz fails until it is consumed again"
+                    );
                 }
             }
         };
-        backoff.reset();
-        shared.amqp_up.store(true, Ordering::Relaxed);
-        let ended = consume(&shared, session, &tracker, &permits, &shutdown).await;
-        shared.amqp_up.store(false, Ordering::Relaxed);
-        match ended {
-            Ended::Shutdown => break,
-            Ended::Lost(why) => {
-                tracing::warn!(error = %why, "broker session lost; reconnecting");
-            }
+        if matches!(ended, Ended::Stopped) {
+            self.drain(&queues).await;
         }
+        self.shared.amqp_up.store(false, Ordering::Relaxed);
+        Ok(ended)
     }
-    // Runs left from lost sessions (or a shutdown before any connection) get the same grace.
-    tracker.close();
-    let _ = tokio::time::timeout(shared.settings.worker.drain_timeout, tracker.wait()).await;
 }
 
-async fn open(shared: &Shared, conn: Connection) -> Result<Session, AmqpError> {
-    let amqp = &shared.settings.amqp;
-    let op = amqp.connect_timeout;
-    let publisher = Publisher::open(&conn, op, amqp.confirm_timeout).await?;
-    let mut consume = None;
-    let mut tags = Vec::new();
-    let mut streams = Vec::new();
-    for queue in &shared.settings.worker.queues {
-        let topo = &shared.topology;
-        topo.declare_queue(publisher.channel(), queue).await?;
-        let policy = shared.settings.retry_policy(queue);
-        topo.declare_retry_tiers(publisher.channel(), queue, policy)
-            .await?;
-        if consume.is_none() {
-            let ch = timed("channel.open", op, conn.create_channel()).await?;
-            let qos = ch.basic_qos(shared.settings.worker.prefetch, BasicQosOptions::default());
-            timed("basic.qos", op, qos).await?;
-            consume = Some(ch);
-        }
-        let Some(ch) = consume.as_ref() else {
-            continue;
-        };
-        let consumer = timed(
-            "basic.consume",
-            op,
-            ch.basic_consume(
-                topo.work_queue(queue).as_str().into(),
-                ShortString::from(""),
-                BasicConsumeOptions::default(),
-                FieldTable::default(),
-            ),
-        )
-        .await?;
-        tags.push(consumer.tag());
-        let q = queue.clone();
-        streams.push(
-            consumer
-                .map(move |d| (q.clone(), d.map_err(|e| e.to_string())))
-                .boxed(),
-        );
+impl Consume {
+    fn drain_deadline(&self) -> Instant {
+        *self
+            .deadline
+            .get_or_init(|| Instant::now() + self.shared.settings.worker.drain_timeout)
     }
-    let consume = consume.ok_or_else(|| AmqpError::Connect("no queues to consume".into()))?;
-    tracing::info!(queues = ?shared.settings.worker.queues, prefetch = shared.settings.worker.prefetch, "consuming");
-    let (slot_tx, slot) = PublisherSlot::channel();
-    let _ = slot_tx.send(Some(publisher.clone()));
-    Ok(Session {
-        conn,
-        publisher,
-        slot,
-        _slot_tx: slot_tx,
-        consume,
-        tags,
-        deliveries: select_all(streams).boxed(),
-    })
-}
 
-async fn consume(
-    shared: &Arc<Shared>,
-    mut s: Session,
-    tracker: &TaskTracker,
-    permits: &Arc<Semaphore>,
-    shutdown: &CancellationToken,
-) -> Ended {
-    // Cancelled when this session ends for any reason: unclaimed deliveries stop waiting.
-    let session_stop = shutdown.child_token();
-    let _stop_on_exit = session_stop.clone().drop_guard();
-    loop {
-        let next = tokio::select! {
-            biased;
-            _ = shutdown.cancelled() => break,
-            n = s.deliveries.next() => n,
-        };
-        let (queue, delivery) = match next {
-            Some((q, Ok(d))) => (q, d),
-            Some((q, Err(e))) => return abandon(shared, s, format!("consumer on {q}: {e}")).await,
-            None => return abandon(shared, s, "consumer stream ended".into()).await,
-        };
-        if !s.publisher.is_open() {
-            // Retries and dead letters would all fail and requeue: start a fresh session.
-            return abandon(shared, s, "publisher channel closed".into()).await;
-        }
+    /// Ready only while every queue is consumed and outcomes can be published.
+    fn set_ready(&self, queues: &[Queue]) {
+        let up = queues.iter().all(Queue::consumed) && self.slot.current().is_some();
+        self.shared.amqp_up.store(up, Ordering::Relaxed);
+    }
+
+    /// Hands one delivery to its own task once a permit is free; `false` when stopping.
+    async fn dispatch(
+        &self,
+        queue: &str,
+        delivery: Delivery,
+        stop: &CancellationToken,
+        session_stop: &CancellationToken,
+    ) -> bool {
         let permit = tokio::select! {
             biased;
-            _ = shutdown.cancelled() => break,
-            p = permits.clone().acquire_owned() => p,
+            _ = stop.cancelled() => return false,
+            p = self.permits.clone().acquire_owned() => p,
         };
-        let Ok(permit) = permit else { break };
+        let Ok(permit) = permit else { return false };
         let inflight = InFlight {
-            shared: shared.clone(),
-            publisher: s.slot.clone(),
-            queue,
+            shared: self.shared.clone(),
+            publisher: self.slot.clone(),
+            queue: queue.to_string(),
             attempt: attempt_of(&delivery.properties),
             delivery,
             id: None,
         };
         let stop = session_stop.clone();
-        tracker.spawn(async move {
+        self.tracker.spawn(async move {
             handle(inflight, stop).await;
             drop(permit);
         });
+        true
     }
-    drain(shared, s, tracker).await;
-    Ended::Shutdown
-}
 
-/// Ends a broken session: closes its connection (if it is still up, e.g. only a consumer was
-/// cancelled by the broker) so its unacked deliveries go back to the queue now. In-flight runs
-/// of this session then fail to ack, and dedup absorbs the redeliveries.
-async fn abandon(shared: &Shared, s: Session, why: String) -> Ended {
-    let op = shared.settings.amqp.connect_timeout;
-    let _ = timed(
-        "connection.close",
-        op,
-        s.conn.close(200, "session lost".into()),
-    )
-    .await;
-    Ended::Lost(why)
-}
-
-/// Stops consuming, lets in-flight runs finish up to `drain_timeout`, then closes the channels,
-/// which requeues every delivery still unacked.
-async fn drain(shared: &Shared, s: Session, tracker: &TaskTracker) {
-    let op = shared.settings.amqp.connect_timeout;
-    for tag in s.tags {
-        let cancel = s.consume.basic_cancel(tag, BasicCancelOptions::default());
-        let _ = timed("basic.cancel", op, cancel).await;
-    }
-    drop(s.deliveries);
-    let grace = shared.settings.worker.drain_timeout;
-    tracing::info!(in_flight = shared.metrics.in_flight(), grace = ?grace, "draining");
-    tracker.close();
-    if tokio::time::timeout(grace, tracker.wait()).await.is_err() {
-        tracing::warn!(
-            in_flight = shared.metrics.in_flight(),
-            "drain timeout; the rest is requeued"
+    /// Stops consuming and lets in-flight runs finish until the one drain deadline; the
+    /// supervisor then closes the connection, which requeues every delivery still unacked.
+    async fn drain(&self, queues: &[Queue]) {
+        let op = self.shared.settings.amqp.connect_timeout;
+        let deadline = self.drain_deadline();
+        for q in queues {
+            q.cancel(op, deadline).await;
+        }
+        let grace = deadline.saturating_duration_since(Instant::now());
+        tracing::info!(
+            in_flight = self.shared.metrics.in_flight(),
+            ?grace,
+            "draining"
         );
+        self.tracker.close();
+        if tokio::time::timeout_at(deadline, self.tracker.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                in_flight = self.shared.metrics.in_flight(),
+                "drain timeout; the rest is requeued"
+            );
+        }
+        tracing::info!("drained");
     }
-    // Closing the connection closes both channels; the broker requeues every unacked delivery.
-    let _ = timed("connection.close", op, s.conn.close(200, "shutdown".into())).await;
-    tracing::info!("drained");
 }

@@ -1,11 +1,14 @@
-//! The one reconnect loop: connect with a deadline, back off with jitter, stop on cancel.
+//! How to reach the broker: URL, connection name, deadlines and the reconnect backoff bounds.
+//!
+//! The bounds live here, once, and every reconnect loop (the [`supervise`](super::supervise)
+//! loop of the beat's link and of the worker's two connections) draws its delays from
+//! [`Connector::backoff`].
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use lapin::uri::AMQPUri;
 use lapin::{Connection, ConnectionProperties};
-use tokio_util::sync::CancellationToken;
 
 use super::AmqpError;
 use crate::backoff::Backoff;
@@ -16,6 +19,11 @@ const KEPT_DELAYS: usize = 32;
 
 /// Heartbeat asked of the broker when the URL names none: a dead peer is noticed in ~2x this.
 const DEFAULT_HEARTBEAT_SECS: u16 = 10;
+
+/// Default reconnect backoff: a quick first retry, capped so an outage is noticed as over
+/// within half a minute.
+const MIN_DELAY: Duration = Duration::from_millis(200);
+const MAX_DELAY: Duration = Duration::from_secs(30);
 
 /// Opens connections to the broker for one component and remembers how it went.
 #[derive(Debug, Clone)]
@@ -33,8 +41,8 @@ impl Connector {
         Self {
             settings: settings.clone(),
             name: name.into(),
-            min_delay: Duration::from_millis(200),
-            max_delay: Duration::from_secs(30),
+            min_delay: MIN_DELAY,
+            max_delay: MAX_DELAY,
             delays: Arc::default(),
         }
     }
@@ -61,17 +69,39 @@ impl Connector {
         self.settings.confirm_timeout
     }
 
+    /// A fresh backoff with this connector's bounds.
+    pub fn backoff(&self) -> Backoff {
+        Backoff::new(self.min_delay, self.max_delay)
+    }
+
+    /// Remembers one delay slept before a retry (for `/status` and tests).
+    pub(crate) fn record_delay(&self, delay: Duration) {
+        if let Ok(mut d) = self.delays.lock() {
+            if d.len() == KEPT_DELAYS {
+                d.remove(0);
+            }
+            d.push(delay);
+        }
+    }
+
     /// The last delays slept between failed attempts (at most 32; for `/status` and tests).
     pub fn retry_delays(&self) -> Vec<Duration> {
         self.delays.lock().map(|d| d.clone()).unwrap_or_default()
     }
 
+    /// The broker URL with its password hidden, for logs.
+    pub(crate) fn redacted_url(&self) -> String {
+        self.settings.url.to_string()
+    }
+
     /// One attempt, under the connect timeout.
     pub async fn connect_once(&self) -> Result<Connection, AmqpError> {
-        let mut uri: AMQPUri =
-            self.settings.url.expose().parse().map_err(|_| {
-                AmqpError::Connect("amqp.url cannot be parsed as an AMQP URI".into())
-            })?;
+        let mut uri: AMQPUri = self
+            .settings
+            .url
+            .expose()
+            .parse()
+            .map_err(|_| AmqpError::BadUrl)?;
         if uri.query.heartbeat.is_none() {
             uri.query.heartbeat = Some(DEFAULT_HEARTBEAT_SECS);
         }
@@ -79,50 +109,11 @@ impl Connector {
         let after = self.settings.connect_timeout;
         match tokio::time::timeout(after, Connection::connect_uri(uri, props)).await {
             Ok(Ok(c)) => Ok(c),
-            Ok(Err(e)) => Err(AmqpError::Connect(e.to_string())),
+            Ok(Err(e)) => Err(AmqpError::Connect(e)),
             Err(_) => Err(AmqpError::Timeout {
                 op: "connect",
                 after,
             }),
-        }
-    }
-
-    /// Connects, retrying with capped jittered backoff until it works or `cancel` fires
-    /// (then `None`). Each failed attempt is logged once, with the delay before the next.
-    pub async fn connect(&self, cancel: &CancellationToken) -> Option<Connection> {
-        let mut backoff = Backoff::new(self.min_delay, self.max_delay);
-        loop {
-            if cancel.is_cancelled() {
-                return None;
-            }
-            let attempt = tokio::select! {
-                _ = cancel.cancelled() => return None,
-                r = self.connect_once() => r,
-            };
-            match attempt {
-                Ok(conn) => {
-                    if backoff.failures() > 0 {
-                        tracing::info!(name = %self.name, failures = backoff.failures(), "amqp reconnected");
-                    } else {
-                        tracing::info!(name = %self.name, broker = %self.settings.url, "amqp connected");
-                    }
-                    return Some(conn);
-                }
-                Err(e) => {
-                    let delay = backoff.next_delay();
-                    if let Ok(mut d) = self.delays.lock() {
-                        if d.len() == KEPT_DELAYS {
-                            d.remove(0);
-                        }
-                        d.push(delay);
-                    }
-                    tracing::warn!(name = %self.name, error = %e, retry_in = ?delay, "amqp connect failed");
-                    tokio::select! {
-                        _ = cancel.cancelled() => return None,
-                        _ = tokio::time::sleep(delay) => {}
-                    }
-                }
-            }
         }
     }
 }

@@ -1,18 +1,31 @@
-//! The AMQP names and their idempotent declaration (DESIGN.md §5).
+//! The AMQP names and their idempotent declaration (docs/design.md §5, §13).
 //!
 //! | name | kind |
 //! |------|------|
 //! | `{ns}.tasks` | direct exchange, routing key = queue name |
 //! | `{ns}.{queue}` | quorum queue, `x-delivery-limit`, DLX `{ns}.dead` |
-//! | `{ns}.{queue}.retry.{delay}` | classic durable queue with message TTL, DLX back to `{ns}.tasks` |
+//! | `{ns}.{queue}.retry.{delay}` | quorum queue, message TTL, DLX back to `{ns}.tasks`, `x-dead-letter-strategy = at-least-once` (with `x-overflow = reject-publish`, which it requires) |
 //! | `{ns}.dead` | direct exchange |
 //! | `{ns}.{queue}.dead` | quorum queue bound to `{ns}.dead` with key = queue name |
+//!
+//! Why quorum tiers: a classic queue lives on one node, and its TTL dead-lettering is
+//! at-most-once (a message expiring while the target is unreachable is dropped), so a retry
+//! waiting in a tier could be lost with a node. A quorum tier with at-least-once dead-lettering
+//! keeps the message until the work queue has confirmed it (RabbitMQ ≥ 3.10).
+//!
+//! A queue that already exists with other arguments (a classic tier declared by an older
+//! release, a work queue made by hand) makes the broker answer 406 PRECONDITION_FAILED and close
+//! the channel. §13 says such a queue is used as it is, with one warning, never failing start:
+//! [`Topology::declare`] opens a fresh channel, checks the queue exists (passive declare) and
+//! warns once per queue per process.
 
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use lapin::options::{ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions};
 use lapin::types::{AMQPValue, FieldTable, ShortString};
-use lapin::{Channel, ExchangeKind};
+use lapin::{Channel, Connection, ExchangeKind};
 
 use super::{timed, AmqpError};
 use crate::config::retry::tier_label;
@@ -22,11 +35,42 @@ use crate::config::RetryPolicy;
 /// the backstop against a message that kills every worker that takes it.
 pub const DELIVERY_LIMIT: i64 = 20;
 
+/// AMQP reply code of a declare whose arguments differ from the existing queue's.
+const PRECONDITION_FAILED: u16 = 406;
+
 /// Names and declarations for one namespace.
 #[derive(Debug, Clone)]
 pub struct Topology {
     ns: String,
     op_timeout: Duration,
+    /// Queues already warned about as "exists with other arguments".
+    warned: Arc<Mutex<HashSet<String>>>,
+}
+
+/// One queue a component declares on every fresh connection: the publisher of outcomes needs
+/// the retry tiers too, the beat and the consume side only the work and dead queues.
+#[derive(Debug, Clone)]
+pub struct TopologyQueue {
+    /// Queue name without the namespace.
+    pub queue: String,
+    /// Retry tiers to declare, if any.
+    pub retry: Option<RetryPolicy>,
+}
+
+/// Where declares go: a caller's channel (a 406 is an error), or a connection on which a
+/// channel closed by a 406 is replaced.
+enum On<'a> {
+    Channel(&'a Channel),
+    Connection(&'a Connection, Channel),
+}
+
+impl On<'_> {
+    fn channel(&self) -> &Channel {
+        match self {
+            On::Channel(ch) => ch,
+            On::Connection(_, ch) => ch,
+        }
+    }
 }
 
 impl Topology {
@@ -35,6 +79,7 @@ impl Topology {
         Self {
             ns: ns.to_string(),
             op_timeout,
+            warned: Arc::default(),
         }
     }
 
@@ -68,13 +113,51 @@ impl Topology {
         format!("{}.{queue}.dead", self.ns)
     }
 
-    /// Declares both exchanges, the work queue and its dead-letter queue, with bindings.
-    /// Safe to repeat: the same arguments every time.
+    /// Declares `queues` on a channel of its own on `conn` (closed afterwards), using any
+    /// existing queue of another type as it is (see the module docs).
+    pub async fn declare(
+        &self,
+        conn: &Connection,
+        queues: &[TopologyQueue],
+    ) -> Result<(), AmqpError> {
+        let ch = timed("channel.open", self.op_timeout, conn.create_channel()).await?;
+        let mut on = On::Connection(conn, ch);
+        for q in queues {
+            self.queue_set(&mut on, &q.queue).await?;
+            if let Some(policy) = &q.retry {
+                self.tiers(&mut on, &q.queue, policy).await?;
+            }
+        }
+        let _ = timed(
+            "channel.close",
+            self.op_timeout,
+            on.channel().close(200, "declared".into()),
+        )
+        .await;
+        Ok(())
+    }
+
+    /// Declares both exchanges, the work queue and its dead-letter queue, with bindings, on
+    /// `ch`. Safe to repeat: the same arguments every time.
     pub async fn declare_queue(&self, ch: &Channel, queue: &str) -> Result<(), AmqpError> {
-        self.exchange(ch, &self.tasks_exchange()).await?;
-        self.exchange(ch, &self.dead_exchange()).await?;
-        let mut work = FieldTable::default();
-        work.insert("x-queue-type".into(), str_value("quorum"));
+        self.queue_set(&mut On::Channel(ch), queue).await
+    }
+
+    /// Declares one TTL queue per tier of `policy` on `ch`, each dead-lettering back to the
+    /// work queue.
+    pub async fn declare_retry_tiers(
+        &self,
+        ch: &Channel,
+        queue: &str,
+        policy: &RetryPolicy,
+    ) -> Result<(), AmqpError> {
+        self.tiers(&mut On::Channel(ch), queue, policy).await
+    }
+
+    async fn queue_set(&self, on: &mut On<'_>, queue: &str) -> Result<(), AmqpError> {
+        self.exchange(on.channel(), &self.tasks_exchange()).await?;
+        self.exchange(on.channel(), &self.dead_exchange()).await?;
+        let mut work = quorum();
         work.insert(
             "x-delivery-limit".into(),
             AMQPValue::LongLongInt(DELIVERY_LIMIT),
@@ -84,25 +167,32 @@ impl Topology {
             str_value(&self.dead_exchange()),
         );
         work.insert("x-dead-letter-routing-key".into(), str_value(queue));
-        self.queue(ch, &self.work_queue(queue), work).await?;
-        self.bind(ch, &self.work_queue(queue), &self.tasks_exchange(), queue)
-            .await?;
-        let mut dead = FieldTable::default();
-        dead.insert("x-queue-type".into(), str_value("quorum"));
-        self.queue(ch, &self.dead_queue(queue), dead).await?;
-        self.bind(ch, &self.dead_queue(queue), &self.dead_exchange(), queue)
-            .await
+        self.queue(on, &self.work_queue(queue), work).await?;
+        self.bind(
+            on.channel(),
+            &self.work_queue(queue),
+            &self.tasks_exchange(),
+            queue,
+        )
+        .await?;
+        self.queue(on, &self.dead_queue(queue), quorum()).await?;
+        self.bind(
+            on.channel(),
+            &self.dead_queue(queue),
+            &self.dead_exchange(),
+            queue,
+        )
+        .await
     }
 
-    /// Declares one TTL queue per tier of `policy`, each dead-lettering back to the work queue.
-    pub async fn declare_retry_tiers(
+    async fn tiers(
         &self,
-        ch: &Channel,
+        on: &mut On<'_>,
         queue: &str,
         policy: &RetryPolicy,
     ) -> Result<(), AmqpError> {
         for tier in policy.tiers() {
-            let mut args = FieldTable::default();
+            let mut args = quorum();
             let ttl = i64::try_from(tier.as_millis()).unwrap_or(i64::MAX);
             args.insert("x-message-ttl".into(), AMQPValue::LongLongInt(ttl));
             args.insert(
@@ -110,7 +200,9 @@ impl Topology {
                 str_value(&self.tasks_exchange()),
             );
             args.insert("x-dead-letter-routing-key".into(), str_value(queue));
-            self.queue(ch, &self.retry_queue(queue, tier), args).await?;
+            args.insert("x-dead-letter-strategy".into(), str_value("at-least-once"));
+            args.insert("x-overflow".into(), str_value("reject-publish"));
+            self.queue(on, &self.retry_queue(queue, tier), args).await?;
         }
         Ok(())
     }
@@ -133,9 +225,45 @@ impl Topology {
         .await
     }
 
-    async fn queue(&self, ch: &Channel, name: &str, args: FieldTable) -> Result<(), AmqpError> {
+    async fn queue(&self, on: &mut On<'_>, name: &str, args: FieldTable) -> Result<(), AmqpError> {
+        let declared = self.queue_declare(on.channel(), name, args, false).await;
+        let conn = match (&declared, &*on) {
+            (Err(e), On::Connection(conn, _)) if e.reply_code() == Some(PRECONDITION_FAILED) => {
+                *conn
+            }
+            _ => return declared,
+        };
+        // The 406 closed the channel: carry on on a new one, with the queue as it is.
+        let ch = timed("channel.open", self.op_timeout, conn.create_channel()).await?;
+        self.queue_declare(&ch, name, FieldTable::default(), true)
+            .await?;
+        *on = On::Connection(conn, ch);
+        let first = self
+            .warned
+            .lock()
+            .map(|mut w| w.insert(name.to_string()))
+            .unwrap_or(true);
+        if first {
+            if let Err(e) = &declared {
+                tracing::warn!(
+                    queue = name, error = %e,
+                    "queue exists with other arguments (e.g. a classic queue from an older release); using it as it is"
+                );
+            }
+        }
+        Ok(())
+    }
+
+    async fn queue_declare(
+        &self,
+        ch: &Channel,
+        name: &str,
+        args: FieldTable,
+        passive: bool,
+    ) -> Result<(), AmqpError> {
         let opts = QueueDeclareOptions {
             durable: true,
+            passive,
             ..Default::default()
         };
         timed(
@@ -161,6 +289,12 @@ impl Topology {
         )
         .await
     }
+}
+
+fn quorum() -> FieldTable {
+    let mut args = FieldTable::default();
+    args.insert("x-queue-type".into(), str_value("quorum"));
+    args
 }
 
 fn str_value(s: &str) -> AMQPValue {

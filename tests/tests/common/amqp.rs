@@ -2,8 +2,11 @@
 
 use std::time::{Duration, Instant};
 
-use drumbeat_common::amqp::{task_properties, Connector, PublishError, Publisher, Topology};
-use drumbeat_tests::{amqp, Relay, TestNs};
+use drumbeat_common::amqp::{
+    header_str, supervise, task_properties, Connector, PublishError, PublishLink, Publisher,
+    PublisherSlot, Topology, TopologyQueue,
+};
+use drumbeat_tests::{amqp, poll_until, Relay, TestNs};
 use tokio_util::sync::CancellationToken;
 
 const T: Duration = Duration::from_secs(5);
@@ -40,6 +43,8 @@ async fn topology_is_idempotent_and_matches_the_design() {
         let q = format!("{}.default.retry.{tier}", ns.ns);
         let line = queue_args(&q);
         assert!(line.contains("x-message-ttl"), "{q}: {line}");
+        assert!(line.contains("quorum"), "{q}: {line}");
+        assert!(line.contains("at-least-once"), "{q}: {line}");
         assert!(line.contains(&format!("{}.tasks", ns.ns)), "{q}: {line}");
     }
     let dead = queue_args(&format!("{}.default.dead", ns.ns));
@@ -97,7 +102,7 @@ async fn confirmed_publish_lands_and_unroutable_is_an_error() {
 }
 
 #[tokio::test]
-async fn reconnects_with_growing_delays_and_publishes_again() {
+async fn supervised_link_reconnects_with_capped_growing_delays_and_publishes_again() {
     let ns = TestNs::new("supervisor");
     let mut relay = Relay::start("127.0.0.1:5672".parse().unwrap()).await;
     let url = format!("amqp://guest:guest@{}/%2f", relay.addr);
@@ -105,14 +110,21 @@ async fn reconnects_with_growing_delays_and_publishes_again() {
     let mut amqp_settings = s.amqp.clone();
     amqp_settings.url = drumbeat_common::secret::SecretUrl::parse(&url, &["amqp"]).unwrap();
     amqp_settings.connect_timeout = Duration::from_secs(2);
-    let connector = Connector::new(&amqp_settings, "supervised")
-        .with_backoff(Duration::from_millis(100), Duration::from_secs(2));
-    let cancel = CancellationToken::new();
+    let cap = Duration::from_millis(800);
+    let connector =
+        Connector::new(&amqp_settings, "supervised").with_backoff(Duration::from_millis(100), cap);
+    let stop = CancellationToken::new();
     let topo = Topology::new(&ns.ns, T);
+    let (tx, slot) = PublisherSlot::channel();
+    let queues = vec![TopologyQueue {
+        queue: "default".into(),
+        retry: None,
+    }];
+    let mut link = PublishLink::new(&connector, topo.clone(), queues, tx);
+    let (c, st) = (connector.clone(), stop.clone());
+    let task = tokio::spawn(async move { supervise(&c, &mut link, &st).await });
 
-    let conn = connector.connect(&cancel).await.unwrap();
-    let p = Publisher::open(&conn, T, T).await.unwrap();
-    topo.declare_queue(p.channel(), "default").await.unwrap();
+    let p = slot.wait(T).await.expect("publisher up");
     let body = br#"{"v":1,"id":"a","task":"log"}"#;
     p.publish(
         &topo.tasks_exchange(),
@@ -126,39 +138,32 @@ async fn reconnects_with_growing_delays_and_publishes_again() {
     // The broker side goes away and stays away for a while.
     relay.set_refusing(true);
     relay.cut();
-    let err = p
-        .publish(
-            &topo.tasks_exchange(),
-            "default",
-            body,
-            task_properties("b", 1),
-        )
-        .await;
-    assert!(
-        err.is_err(),
-        "publish on a cut connection must fail, got {err:?}"
-    );
-    let refuse_until = Instant::now() + Duration::from_millis(2500);
-    let reopen = tokio::spawn(async move {
-        tokio::time::sleep_until(refuse_until.into()).await;
-        relay.set_refusing(false);
-        relay
-    });
-    let started = Instant::now();
-    let conn2 = connector.connect(&cancel).await.unwrap();
-    let took = started.elapsed();
-    let _relay = reopen.await.unwrap();
+    poll_until("the slot empties after the cut", T, || async {
+        slot.current().is_none().then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(3000)).await; // an outage lasts a while
+    relay.set_refusing(false);
+    let back = Instant::now();
+    let p2 = slot
+        .wait(Duration::from_secs(10))
+        .await
+        .expect("publisher back");
+    let took = back.elapsed();
     let delays = connector.retry_delays();
-    println!("reconnected after {took:?}; delays between attempts: {delays:?}");
+    println!("publisher back {took:?} after the broker returned; delays: {delays:?}");
     assert!(
         delays.len() >= 3,
         "expected several failed attempts: {delays:?}"
     );
     assert!(
-        delays.last().unwrap() > delays.first().unwrap(),
+        delays.iter().max() > delays.first(),
         "delays must grow: {delays:?}"
     );
-    let p2 = Publisher::open(&conn2, T, T).await.unwrap();
+    assert!(
+        delays.iter().all(|d| *d <= cap),
+        "delays capped at {cap:?}: {delays:?}"
+    );
     p2.publish(
         &topo.tasks_exchange(),
         "default",
@@ -174,5 +179,65 @@ async fn reconnects_with_growing_delays_and_publishes_again() {
         .filter_map(|d| d.properties.message_id().as_ref().map(|m| m.to_string()))
         .collect();
     assert_eq!(ids, ["a", "c"]);
+    stop.cancel();
+    tokio::time::timeout(T, task).await.unwrap().unwrap();
+    assert!(
+        slot.current().is_none(),
+        "a stopped link leaves the slot empty"
+    );
     let _ = c3.close(200, "bye".into()).await;
+}
+
+#[tokio::test]
+async fn quorum_tier_dead_letters_back_to_the_work_queue_after_its_ttl() {
+    let ns = TestNs::new("qtier");
+    let s = ns.settings("[worker.retry]\nbackoff_base = \"200ms\"\nbackoff_max = \"200ms\"\n");
+    let topo = Topology::new(&ns.ns, T);
+    let conn = Connector::new(&s.amqp, "test")
+        .connect_once()
+        .await
+        .unwrap();
+    let spec = TopologyQueue {
+        queue: "default".into(),
+        retry: Some(s.worker.retry.clone()),
+    };
+    topo.declare(&conn, std::slice::from_ref(&spec))
+        .await
+        .unwrap();
+    let tier = topo.retry_queue("default", Duration::from_millis(200));
+    let line = queue_args(&tier);
+    assert!(line.contains("quorum"), "{tier}: {line}");
+    assert!(line.contains("at-least-once"), "{tier}: {line}");
+    assert!(line.contains("reject-publish"), "{tier}: {line}");
+    let p = Publisher::open(&conn, T, T).await.unwrap();
+    let body = br#"{"v":1,"id":"r1","task":"log"}"#;
+    let sent = Instant::now();
+    p.publish("", &tier, body, task_properties("r1", 2))
+        .await
+        .unwrap();
+    let (c2, ch) = amqp::channel().await;
+    let work = topo.work_queue("default");
+    let got = poll_until("the retry is back in the work queue", T, || {
+        let (ch, work) = (ch.clone(), work.clone());
+        async move {
+            let got = amqp::drain(&ch, &work, Duration::ZERO).await;
+            (!got.is_empty()).then_some(got)
+        }
+    })
+    .await;
+    println!("tier dead-lettered back after {:?}", sent.elapsed());
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].data, body);
+    assert!(
+        sent.elapsed() >= Duration::from_millis(200),
+        "not before the TTL"
+    );
+    let reason = header_str(&got[0].properties, "x-first-death-reason");
+    assert_eq!(
+        reason.as_deref(),
+        Some("expired"),
+        "dead-lettered by the TTL"
+    );
+    let _ = c2.close(200, "bye".into()).await;
+    let _ = conn.close(200, "bye".into()).await;
 }

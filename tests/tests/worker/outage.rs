@@ -142,3 +142,72 @@ async fn broker_connection_cut_reconnects_without_loss_or_duplicate_success() {
     }
     w.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn beat_and_worker_links_both_come_back_after_a_broker_cut() {
+    let ns = TestNs::new("links-cut");
+    let mut relay = Relay::start("127.0.0.1:5672".parse().unwrap()).await;
+    let via_relay = format!("amqp://guest:guest@{}/%2f", relay.addr);
+    let extra = format!(
+        "{}[beat]\nlease_ttl = \"3s\"\nrenew_every = \"1s\"\nops_addr = \"off\"\n\
+         [[schedules]]\nname = \"tick\"\ntask = \"rec\"\nqueue = \"q\"\nevery = \"1s\"\n\
+         catch_up = \"all\"\n",
+        worker_toml(3, "")
+    );
+    let mut settings = ns.settings(&extra);
+    settings.amqp.url =
+        drumbeat_common::secret::SecretUrl::parse(&via_relay, &["amqp", "amqps"]).unwrap();
+    let runs = Runs::default();
+    let r = runs.clone();
+    let w = Running::start(settings.clone(), "w1", move |b| {
+        b.task("rec", move |task: Task<serde_json::Value>| {
+            let r = r.clone();
+            async move {
+                r.record(&task.id, task.attempt);
+                Ok(())
+            }
+        })
+    });
+    let cfg = ns.config_file("beat.toml", &extra);
+    let mut beat = drumbeat_tests::Proc::spawn(
+        "beat",
+        &["--config", cfg.to_str().unwrap(), "--id", "b1", "run"],
+        &[("DRUMBEAT__AMQP__URL", &via_relay), ("NO_COLOR", "1")],
+        &ns.dir,
+        "b1",
+    );
+    poll_until(
+        "fires run before the cut",
+        Duration::from_secs(30),
+        || async { (runs.total() >= 2).then_some(()) },
+    )
+    .await;
+    let before = relay.accepted.load(std::sync::atomic::Ordering::SeqCst);
+    relay.cut();
+    let cut = Instant::now();
+    let at_cut = runs.total();
+    poll_until(
+        "three more fires run after the cut",
+        Duration::from_secs(30),
+        || async { (runs.total() >= at_cut + 3).then_some(()) },
+    )
+    .await;
+    let after = relay.accepted.load(std::sync::atomic::Ordering::SeqCst);
+    println!(
+        "fires resumed {:?} after the cut; relay connections {before} before, {after} after",
+        cut.elapsed()
+    );
+    // The beat's link and the worker's consume and publish connections all reconnected.
+    assert!(after >= before + 3, "reconnections: {before} → {after}");
+    let log = beat.log_text();
+    assert!(
+        log.contains("amqp session lost"),
+        "the beat's link saw the cut"
+    );
+    for (id, seen) in runs.0.lock().unwrap().iter() {
+        assert_eq!(seen.len(), 1, "{id} ran {} times", seen.len());
+    }
+    beat.signal("TERM");
+    let _ = tokio::task::spawn_blocking(move || beat.wait_exit(Duration::from_secs(20))).await;
+    w.shutdown().await;
+}
