@@ -21,7 +21,7 @@ use crate::ticker::{Parts, Ticker};
 /// Why a beat could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum BeatError {
-    /// The Redis pool could not be built.
+    /// The Redis client could not be set up.
     #[error(transparent)]
     Redis(#[from] RedisError),
     /// A task of the beat (lease loop, broker link, fire loop) panicked or was aborted; the

@@ -98,11 +98,16 @@ fn run(settings: Settings, id: String) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("starting the tokio runtime")?;
-    rt.block_on(async move {
+    let result = rt.block_on(async move {
         let shutdown = drumbeat_common::shutdown::on_signals();
         Beat::new(settings, id, Arc::new(SystemClock))
             .run(shutdown)
             .await
             .context("beat")
-    })
+    });
+    // A blocking thread that never returns (a handler stuck in a native call, a hung DNS
+    // lookup) must not keep a process that has already stopped alive: dropping a runtime
+    // waits for blocking work without limit, this waits a moment.
+    rt.shutdown_timeout(std::time::Duration::from_secs(2));
+    result
 }

@@ -1,4 +1,4 @@
-//! Flags shared by `beat` and `worker` (DESIGN.md §1).
+//! Flags shared by `beat` and `worker` (docs/design.md §1).
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -42,7 +42,7 @@ impl CommonArgs {
 }
 
 /// Loads and validates the settings named by `args`; on failure prints
-/// `{bin}: bad config: {field.path}: {what}` to stderr and returns exit code 2 (DESIGN.md §1).
+/// `{bin}: bad config: {field.path}: {what}` to stderr and returns exit code 2 (docs/design.md §1).
 pub fn load_settings(bin: &str, args: &CommonArgs) -> Result<Settings, ExitCode> {
     Settings::load(&args.config, args.config_required()).map_err(|e| {
         eprintln!("{bin}: bad config: {e}");

@@ -1,4 +1,4 @@
-//! The task message, envelope v1 (DESIGN.md §4), and the dead-letter reasons (§5).
+//! The task message, envelope v1 (docs/design.md §4), and the dead-letter reasons (§5).
 //!
 //! Other services publish this JSON directly, so decoding is the gate: every way a body can be
 //! wrong maps to exactly one [`DeadReason`], and nothing here panics on any input. The size is

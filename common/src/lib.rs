@@ -6,7 +6,7 @@
 //! # Layout
 //! - [`config`]: the TOML + environment settings, validated once into domain types.
 //! - [`secret`]: URLs whose passwords never reach a log, an error or `--help`.
-//! - [`schedule`]: crontab / `every` / `at` triggers with the DST rules of DESIGN.md §3.
+//! - [`schedule`]: crontab / `every` / `at` triggers with the DST rules of docs/design.md §3.
 //! - [`envelope`]: the task message v1 and the dead-letter reasons its decoding maps to.
 //! - [`amqp`]: connection supervisor, topology, confirmed publisher.
 //! - [`redis`]: a pool with timeouts on every step.

@@ -1,4 +1,4 @@
-//! The ops HTTP endpoint (DESIGN.md §8): `/healthz` (the main loop turns), `/readyz`
+//! The ops HTTP endpoint (docs/design.md §8): `/healthz` (the main loop turns), `/readyz`
 //! (connected), `/metrics`, `/status`.
 
 use std::net::SocketAddr;

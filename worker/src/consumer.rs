@@ -18,7 +18,7 @@
 mod queue;
 
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use drumbeat_common::amqp::lapin::message::Delivery;
@@ -70,7 +70,6 @@ pub(crate) async fn run(shared: Arc<Shared>, shutdown: CancellationToken) {
         tracker: TaskTracker::new(),
         permits: Arc::new(Semaphore::new(shared.settings.worker.concurrency)),
         backoff: consume.backoff(),
-        deadline: OnceLock::new(),
     };
     supervise(&consume, &mut session, &shutdown).await;
     shared.amqp_up.store(false, Ordering::Relaxed);
@@ -90,8 +89,6 @@ struct Consume {
     permits: Arc<Semaphore>,
     /// Re-subscribe backoff of each queue (the connector's bounds).
     backoff: Backoff,
-    /// Set when shutdown starts: in-flight runs get `drain_timeout` from then, once.
-    deadline: OnceLock<Instant>,
 }
 
 impl Session for Consume {
@@ -171,9 +168,9 @@ impl Session for Consume {
 
 impl Consume {
     fn drain_deadline(&self) -> Instant {
-        *self
-            .deadline
-            .get_or_init(|| Instant::now() + self.shared.settings.worker.drain_timeout)
+        self.shared
+            .drain
+            .deadline(self.shared.settings.worker.drain_timeout)
     }
 
     /// Ready only while every queue is consumed and outcomes can be published.

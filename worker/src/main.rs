@@ -1,7 +1,7 @@
 //! The `worker` binary: the library plus the built-in `http` and `log` tasks.
 //!
 //! `worker [run]` consumes until SIGINT/SIGTERM, then drains; `worker check` validates the
-//! configuration and prints it normalised, passwords redacted. Exit codes (DESIGN.md §1):
+//! configuration and prints it normalised, passwords redacted. Exit codes (docs/design.md §1):
 //! 0 clean stop, 1 runtime failure, 2 bad config or usage.
 
 use std::process::ExitCode;
@@ -67,10 +67,15 @@ fn main() -> ExitCode {
 
 fn run(settings: Settings, id: String) -> anyhow::Result<()> {
     let rt = tokio::runtime::Runtime::new().context("starting the tokio runtime")?;
-    rt.block_on(async move {
+    let result = rt.block_on(async move {
         let shutdown = drumbeat_common::shutdown::on_signals();
         let worker = builtin::register(Worker::builder(settings).id(id)).build()?;
         worker.run(shutdown).await?;
         Ok(())
-    })
+    });
+    // A blocking thread that never returns (a handler stuck in a native call, a hung DNS
+    // lookup) must not keep a process that has already stopped alive: dropping a runtime
+    // waits for blocking work without limit, this waits a moment.
+    rt.shutdown_timeout(std::time::Duration::from_secs(2));
+    result
 }

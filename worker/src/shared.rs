@@ -2,7 +2,10 @@
 //! `worker` and `consumer` build and hand it down; `process`, `outcome`, `status` only read it.
 
 use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
+
+use tokio::time::Instant;
 
 use drumbeat_common::amqp::Topology;
 use drumbeat_common::metrics::MetricsRegistry;
@@ -38,6 +41,9 @@ pub(crate) struct Shared {
 pub(crate) struct Drain {
     started: CancellationToken,
     over: CancellationToken,
+    /// The instant the grace ends, fixed once by whoever sees the shutdown first (this
+    /// watcher or the consumer's drain), so every wait works to the same deadline.
+    deadline: Arc<OnceLock<Instant>>,
 }
 
 impl Drain {
@@ -49,18 +55,26 @@ impl Drain {
         cancel: CancellationToken,
     ) {
         let (started, over) = (self.started.clone(), self.over.clone());
+        let deadline = self.deadline.clone();
         tokio::spawn(async move {
             tokio::select! {
                 _ = cancel.cancelled() => return,
                 _ = shutdown.cancelled() => {}
             }
             started.cancel();
+            let end = *deadline.get_or_init(|| Instant::now() + grace);
             tokio::select! {
                 _ = cancel.cancelled() => {}
-                _ = tokio::time::sleep(grace) => {}
+                _ = tokio::time::sleep_until(end) => {}
             }
             over.cancel();
         });
+    }
+
+    /// The drain's deadline: `grace` from the first call (or from the shutdown the watcher
+    /// saw), the same instant for every caller.
+    pub(crate) fn deadline(&self, grace: Duration) -> Instant {
+        *self.deadline.get_or_init(|| Instant::now() + grace)
     }
 
     /// Whether the worker is shutting down.

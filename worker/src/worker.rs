@@ -38,7 +38,7 @@ pub enum WorkerError {
         /// The task name.
         task: String,
     },
-    /// The Redis pool could not be created (bad URL parts).
+    /// The Redis client could not be set up (bad URL parts).
     #[error("redis setup failed")]
     Redis(#[source] RedisError),
     /// The ops endpoint could not bind its address.
@@ -87,7 +87,7 @@ impl WorkerBuilder {
         self
     }
 
-    /// Checks the handlers and prepares the Redis pool (nothing connects yet).
+    /// Checks the handlers and prepares the Redis connection (nothing connects yet).
     pub fn build(self) -> Result<Worker, WorkerError> {
         if let Some(task) = self.registry.duplicate() {
             return Err(WorkerError::DuplicateTask {

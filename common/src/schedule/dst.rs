@@ -1,6 +1,6 @@
 //! Mapping local wall-clock times to instants across DST transitions.
 //!
-//! The rule (DESIGN.md §3) is that a local time `n` fires at the *first
+//! The rule (docs/design.md §3) is that a local time `n` fires at the *first
 //! instant whose wall clock reads `n` or later*:
 //! - a local time that exists once maps to that instant;
 //! - a repeated local time (fall-back) maps to its first occurrence;

@@ -1,5 +1,5 @@
 //! When a schedule fires: the three kinds of trigger (`cron`, `every`, `at`)
-//! and the computation of the next fire instant (DESIGN.md §3).
+//! and the computation of the next fire instant (docs/design.md §3).
 //!
 //! The beat calls [`Trigger::next_after`] for every schedule it owns, so this
 //! module is pure computation: no clock, no I/O, no allocation on the hot

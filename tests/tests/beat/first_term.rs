@@ -1,5 +1,5 @@
 //! A fresh namespace whose first leader dies after writing its start cursor but before its
-//! first fire: the successor sends every fire after that cursor (DESIGN.md §6.2).
+//! first fire: the successor sends every fire after that cursor (docs/design.md §6.2).
 
 use std::time::Duration;
 

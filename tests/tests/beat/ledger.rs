@@ -36,13 +36,24 @@ impl Ledger {
         let stop = CancellationToken::new();
         let (s, st) = (seen.clone(), stop.clone());
         let task = tokio::spawn(async move {
-            let conn = amqp::connect().await.expect("ledger amqp connect");
-            let mut ch = None;
+            // The connection itself may die (a broker heartbeat missed on a starved machine):
+            // reconnect, and never loop without waiting, or this task spins a runtime thread
+            // and starves the test's own timers.
+            let mut conn: Option<lapin::Connection> = None;
+            let mut ch: Option<lapin::Channel> = None;
             while !st.is_cancelled() {
                 if ch.is_none() {
-                    ch = conn.create_channel().await.ok();
+                    if !conn.as_ref().is_some_and(|c| c.status().connected()) {
+                        conn = amqp::connect().await.ok();
+                    }
+                    if let Some(c) = &conn {
+                        ch = c.create_channel().await.ok();
+                    }
                 }
-                let Some(c) = &ch else { continue };
+                let Some(c) = &ch else {
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    continue;
+                };
                 let r = c.basic_get(queue.as_str().into(), BasicGetOptions { no_ack: true });
                 match r.await {
                     Ok(Some(m)) => {
@@ -60,7 +71,9 @@ impl Ledger {
                     }
                 }
             }
-            let _ = conn.close(200, "bye".into()).await;
+            if let Some(conn) = conn {
+                let _ = conn.close(200, "bye".into()).await;
+            }
         });
         Self { seen, stop, task }
     }

@@ -1,4 +1,4 @@
-//! `http`: one HTTP request per attempt (DESIGN.md §7).
+//! `http`: one HTTP request per attempt (docs/design.md §7).
 //!
 //! The task ID goes out as `Idempotency-Key`, so a receiver can absorb the rare second run
 //! (a worker killed mid-request). 2xx is done; 408, 429, 5xx and network errors are retried,

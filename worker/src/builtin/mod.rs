@@ -1,4 +1,4 @@
-//! The tasks the `worker` binary ships with (DESIGN.md §7): `http` and `log`.
+//! The tasks the `worker` binary ships with (docs/design.md §7): `http` and `log`.
 
 pub mod http;
 pub mod log;
