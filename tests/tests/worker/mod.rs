@@ -6,6 +6,7 @@ mod claim_retry;
 mod client;
 mod crash_loop;
 mod dedup;
+mod dlq;
 mod drain_record;
 mod http;
 mod library;
