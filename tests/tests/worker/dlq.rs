@@ -327,6 +327,18 @@ async fn purge_needs_yes_and_deletes_only_the_selection() {
     assert_eq!(entries[0]["by"], "carol");
     assert_eq!(entries[0]["note"], "junk");
     assert!(entries[0]["target"].contains("reason=unknown-task"));
+
+    // Ids that exist are purged; the ones that do not are named.
+    let (code, out, err) = dlq(
+        &cfg,
+        &["purge", "--id", "bad-json", "ghost", "--yes", "--json"],
+    )
+    .await;
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(serde_json::from_str::<Value>(&out).unwrap()["purged"], 1);
+    assert!(err.contains("ghost") && !err.contains("bad-json"), "{err}");
+    assert_eq!(dead_depth(&ns).await, 1);
+    assert_eq!(audit(&ns).await.len(), 2);
 }
 
 #[tokio::test]

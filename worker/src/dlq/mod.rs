@@ -243,6 +243,13 @@ fn actor(by: Option<&str>) -> String {
         .unwrap_or_else(drumbeat_common::audit::default_actor)
 }
 
+/// Names the `--id`s that matched nothing when others did (all missing is exit 3 instead).
+fn warn_missing(missing: &[String]) {
+    if !missing.is_empty() {
+        eprintln!("worker dlq: no dead letter with id {}", missing.join(", "));
+    }
+}
+
 /// The error and its causes on one line (a cause that only repeats what is said is skipped).
 fn chain(e: &dyn std::error::Error) -> String {
     let mut out = e.to_string();

@@ -1,6 +1,8 @@
 //! `worker dlq purge`: deletes the selected dead letters (acked from a scan), then records who
 //! did it. The caller has already refused a call without `--yes`.
 
+use std::collections::BTreeSet;
+
 use drumbeat_common::audit::AuditLog;
 use drumbeat_common::redis::Redis;
 use drumbeat_common::Settings;
@@ -9,7 +11,7 @@ use serde_json::json;
 use super::letter::DeadInfo;
 use super::select::Selection;
 use super::session::Session;
-use super::DlqError;
+use super::{warn_missing, DlqError};
 
 /// Deletes every dead letter of `queues` that `selection` picks; one audit entry.
 pub async fn run(
@@ -25,12 +27,15 @@ pub async fn run(
     redis.ping().await?;
     let session = Session::open(settings, queues).await?;
     let mut purged = 0usize;
+    let mut found = BTreeSet::new();
     for q in queues {
         let mut scan = session.scan(q).await?;
         while let Some(d) = scan.next().await? {
-            if selection.matches(&DeadInfo::read(q, &d.properties, &d.data)) {
+            let info = DeadInfo::read(q, &d.properties, &d.data);
+            if selection.matches(&info) {
                 scan.ack(d.delivery_tag).await?;
                 purged += 1;
+                found.insert(info.id);
             }
         }
         scan.sync().await?;
@@ -40,6 +45,7 @@ pub async fn run(
     if purged == 0 && selection.is_explicit() {
         return Err(DlqError::NotFound(selection.describe()));
     }
+    warn_missing(&selection.missing(&found));
     let target = format!("queues={} {}", queues.join(","), selection.describe());
     AuditLog::new(redis, &settings.namespace)
         .record("purge", &target, by, note)

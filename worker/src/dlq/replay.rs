@@ -9,6 +9,8 @@
 //! task is both queued and still dead (run once anyway: its id is deduplicated), never twice in
 //! the DLQ. Dead letters not selected are handed back untouched when the scan closes.
 
+use std::collections::BTreeSet;
+
 use drumbeat_common::amqp::Publisher;
 use drumbeat_common::audit::AuditLog;
 use drumbeat_common::redis::Redis;
@@ -18,7 +20,7 @@ use serde_json::json;
 use super::letter::{replay_properties, DeadInfo};
 use super::select::Selection;
 use super::session::Session;
-use super::DlqError;
+use super::{warn_missing, DlqError};
 
 /// One replay call.
 #[derive(Debug)]
@@ -49,6 +51,7 @@ pub async fn run(
     let publisher = session.publisher().await?;
     let mut replayed = 0usize;
     let mut matched = 0usize;
+    let mut found = BTreeSet::new();
     let result = async {
         for q in queues {
             let mut scan = session.scan(q).await?;
@@ -58,6 +61,7 @@ pub async fn run(
                     continue;
                 }
                 matched += 1;
+                found.insert(info.id.clone());
                 if req.dry_run {
                     continue;
                 }
@@ -90,6 +94,7 @@ pub async fn run(
     if matched == 0 && req.selection.is_explicit() {
         return Err(DlqError::NotFound(req.selection.describe()));
     }
+    warn_missing(&req.selection.missing(&found));
     Ok(match (req.json, req.dry_run) {
         (true, false) => format!("{}\n", json!({ "replayed": replayed })),
         (true, true) => format!("{}\n", json!({ "replayed": 0, "would_replay": matched })),

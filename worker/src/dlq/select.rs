@@ -82,6 +82,14 @@ impl Selection {
         matches!(self, Self::Ids(_))
     }
 
+    /// The ids of an explicit `--id` list that none of `found` had (empty for other selections).
+    pub fn missing(&self, found: &BTreeSet<String>) -> Vec<String> {
+        match self {
+            Self::Ids(ids) => ids.difference(found).cloned().collect(),
+            _ => Vec::new(),
+        }
+    }
+
     /// The selection as the audit log's target shows it.
     pub fn describe(&self) -> String {
         match self {
@@ -137,6 +145,9 @@ mod tests {
             .unwrap()
             .matches(&letter("x", "y")));
         assert_eq!(ids.describe(), "ids=a,b");
+        let found: BTreeSet<String> = ["a".to_string()].into();
+        assert_eq!(ids.missing(&found), ["b"]);
+        assert!(r.missing(&found).is_empty());
     }
 
     #[test]
