@@ -512,3 +512,59 @@ async fn unreachable_services_are_exit_1_with_one_line_and_no_secret() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn replay_whose_publish_is_refused_keeps_that_dead_letter() {
+    let ns = TestNs::new("dlq-refused");
+    let extra = worker_toml(2, "");
+    let settings = ns.settings(&extra);
+    declare(&settings).await;
+    let w = Running::start(settings.clone(), "maker", |b| {
+        b.task("other", |_t: Task<Value>| async { Ok(()) })
+    });
+    let p = Pub::new(&ns).await;
+    for id in ["ref-1", "ref-2", "ref-3"] {
+        p.task("q", id, "later", Value::Null).await;
+    }
+    wait_dead(&ns, 3).await;
+    w.shutdown().await;
+    let relay = Relay::start("127.0.0.1:5672".parse().unwrap()).await;
+    let cfg = ns.config_file("relay.toml", &extra);
+    let text = std::fs::read_to_string(&cfg).unwrap().replace(
+        drumbeat_tests::AMQP_URL,
+        &format!("amqp://guest:guest@{}/%2f", relay.addr),
+    );
+    std::fs::write(&cfg, text).unwrap();
+    // While the first re-publish's confirm is held back, the work queue disappears: the next
+    // re-publish comes back unroutable, and its dead letter must still be there afterwards.
+    relay.delay_reply_to(b"ref-1", Duration::from_millis(1000));
+    let run = {
+        let cfg = cfg.clone();
+        tokio::spawn(async move { dlq(&cfg, &["replay", "--all"]).await })
+    };
+    poll_until(
+        "first re-publish in flight",
+        Duration::from_secs(30),
+        || async { (relay.delayed.load(std::sync::atomic::Ordering::SeqCst) >= 1).then_some(()) },
+    )
+    .await;
+    let (_c, ch) = amqp::channel().await;
+    ch.queue_delete(format!("{}.q", ns.ns).as_str().into(), Default::default())
+        .await
+        .unwrap();
+    let (code, _, err) = run.await.unwrap();
+    println!("refused replay: exit {code}, stderr {err}");
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("ref-2") && err.contains("unroutable"), "{err}");
+    let direct = ns.config_file("direct.toml", &extra);
+    let mut dead: Vec<String> = listed(&dlq_json(&direct, &["list"]).await)
+        .into_iter()
+        .map(|(id, _)| id)
+        .collect();
+    dead.sort();
+    assert_eq!(
+        dead,
+        ["ref-2", "ref-3"],
+        "ref-1 replayed, ref-2 kept, ref-3 untouched"
+    );
+}
