@@ -32,9 +32,13 @@ const MAX_HELD: u32 = u16::MAX as u32;
 /// One pass over the ready messages of a queue.
 pub struct Scan {
     channel: Channel,
+    /// A second channel that watches the returns settle (the first one is closed by then).
+    probe: Channel,
+    queue: String,
     consumer: Option<Consumer>,
     expected: u32,
     seen: u32,
+    acked: u32,
     idle: Duration,
     op_timeout: Duration,
 }
@@ -58,11 +62,15 @@ impl Scan {
         )
         .await?;
         let expected = declared.message_count();
+        let probe = timed("channel.open", op_timeout, conn.create_channel()).await?;
         let mut scan = Self {
             channel,
+            probe,
+            queue: queue.to_string(),
             consumer: None,
             expected,
             seen: 0,
+            acked: 0,
             // Deliveries follow each other within milliseconds; a silence this long means the
             // count was stale (another consumer holds some of them).
             idle: op_timeout,
@@ -117,7 +125,7 @@ impl Scan {
 
     /// Removes one message from the queue for good (sent, not yet known processed: see
     /// [`Scan::sync`]).
-    pub async fn ack(&self, delivery_tag: u64) -> Result<(), AmqpError> {
+    pub async fn ack(&mut self, delivery_tag: u64) -> Result<(), AmqpError> {
         timed(
             "basic.ack",
             self.op_timeout,
@@ -125,6 +133,7 @@ impl Scan {
                 .basic_ack(delivery_tag, BasicAckOptions { multiple: false }),
         )
         .await?;
+        self.acked += 1;
         Ok(())
     }
 
@@ -140,13 +149,46 @@ impl Scan {
         .await
     }
 
-    /// Closes the channel: every message seen and not acked goes back to the queue.
+    /// Closes the channel: every message seen and not acked goes back to the queue. A quorum
+    /// queue takes them back asynchronously, after the close is answered; until it has, a
+    /// following scan (the next CLI call, `list` then `replay --id`) would not see them. So
+    /// this waits, up to the op timeout, until the ready count is back to what was not acked.
     pub async fn finish(self) -> Result<(), AmqpError> {
         timed(
             "channel.close",
             self.op_timeout,
             self.channel.close(200, ShortString::from("scan done")),
         )
-        .await
+        .await?;
+        let want = self.expected.saturating_sub(self.acked);
+        let deadline = tokio::time::Instant::now() + self.op_timeout;
+        let passive = QueueDeclareOptions {
+            passive: true,
+            ..Default::default()
+        };
+        loop {
+            let ready = timed(
+                "queue.declare",
+                self.op_timeout,
+                self.probe.queue_declare(
+                    ShortString::from(self.queue.as_str()),
+                    passive,
+                    FieldTable::default(),
+                ),
+            )
+            .await?
+            .message_count();
+            if ready >= want || tokio::time::Instant::now() >= deadline {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let _ = timed(
+            "channel.close",
+            self.op_timeout,
+            self.probe.close(200, ShortString::from("scan done")),
+        )
+        .await;
+        Ok(())
     }
 }
