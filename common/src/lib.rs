@@ -10,12 +10,14 @@
 //! - [`envelope`]: the task message v1 and the dead-letter reasons its decoding maps to.
 //! - [`amqp`]: connection supervisor, topology, confirmed publisher.
 //! - [`redis`]: a pool with timeouts on every step.
+//! - [`audit`]: the capped log of control actions (who did what, when, why).
 //! - [`backoff`]: capped, jittered exponential backoff shared by every reconnect loop.
 //! - [`telemetry`], [`metrics`], [`ops`]: logs, Prometheus registry, the ops HTTP endpoint.
 //! - [`shutdown`]: SIGINT/SIGTERM turned into one cancellation token.
 //! - [`cli`]: the flags both binaries share.
 
 pub mod amqp;
+pub mod audit;
 pub mod backoff;
 pub mod cli;
 pub mod config;

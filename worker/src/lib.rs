@@ -62,11 +62,13 @@
 //! - [`handler`](Handler), `registry`: the handler API and the name → handler map.
 //! - [`builtin`]: the binary's `http` and `log` tasks.
 //! - `metrics`, `status`: Prometheus families, `/status`, [`WorkerHandle`].
+//! - [`dlq`]: the `worker dlq list|replay|purge` commands.
 
 pub mod builtin;
 mod consumer;
 mod deadletter;
 mod dedup;
+pub mod dlq;
 mod failpoint;
 mod handler;
 mod metrics;

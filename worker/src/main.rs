@@ -1,8 +1,9 @@
 //! The `worker` binary: the library plus the built-in `http` and `log` tasks.
 //!
 //! `worker [run]` consumes until SIGINT/SIGTERM, then drains; `worker check` validates the
-//! configuration and prints it normalised, passwords redacted. Exit codes (docs/design.md §1):
-//! 0 clean stop, 1 runtime failure, 2 bad config or usage.
+//! configuration and prints it normalised, passwords redacted; `worker dlq …` inspects and
+//! replays dead letters. Exit codes (docs/design.md §1, §10): 0 clean stop, 1 runtime failure,
+//! 2 bad config or usage, 3 not found (`dlq`).
 
 use std::process::ExitCode;
 
@@ -28,6 +29,8 @@ enum Command {
     Run,
     /// Validate the configuration, print it normalised (passwords redacted), exit.
     Check,
+    /// Inspect, replay or purge dead letters.
+    Dlq(drumbeat_worker::dlq::DlqArgs),
 }
 
 fn main() -> ExitCode {
@@ -51,6 +54,7 @@ fn main() -> ExitCode {
             print_stdout(&format!("{:#}\n", settings.summary()));
             ExitCode::SUCCESS
         }
+        Command::Dlq(args) => drumbeat_worker::dlq::run(settings, args),
         Command::Run => {
             drumbeat_common::telemetry::init();
             match run(settings, cli.common.process_id()) {

@@ -1,4 +1,5 @@
 mod amqp;
+mod audit;
 mod compose;
 mod config;
 mod envelope;

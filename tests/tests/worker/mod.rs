@@ -9,6 +9,7 @@ mod client;
 mod crash_loop;
 mod deadline;
 mod dedup;
+mod dlq;
 mod drain_record;
 mod http;
 mod legacy;

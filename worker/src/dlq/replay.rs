@@ -1,0 +1,137 @@
+//! `worker dlq replay`: each selected dead letter's body re-published unchanged (confirmed,
+//! mandatory) to `{ns}.tasks` with its queue as routing key, then removed from the DLQ.
+//!
+//! Order per message, each step only after the previous succeeded: reset the id's start count
+//! (`{ns}:task:{id}:starts`, docs/design.md §6.7; before the publish, so a worker that takes the
+//! replay at once counts from zero), publish and wait for the confirm, ack the dead letter. A
+//! failure anywhere stops the call: the dead letter whose publish was not confirmed stays in the
+//! DLQ (nothing lost); if the broker stored the publish but the confirm or the ack was lost, the
+//! task is both queued and still dead (run once anyway: its id is deduplicated), never twice in
+//! the DLQ. Dead letters not selected are handed back untouched when the scan closes.
+
+use std::collections::BTreeSet;
+
+use drumbeat_common::amqp::Publisher;
+use drumbeat_common::audit::AuditLog;
+use drumbeat_common::redis::Redis;
+use drumbeat_common::Settings;
+use serde_json::json;
+
+use super::letter::{replay_properties, DeadInfo};
+use super::select::Selection;
+use super::session::Session;
+use super::{warn_missing, DlqError};
+
+/// One replay call.
+#[derive(Debug)]
+pub struct Request {
+    /// What to replay.
+    pub selection: Selection,
+    /// Only count.
+    pub dry_run: bool,
+    /// `{"replayed": n}` instead of a sentence.
+    pub json: bool,
+    /// Who, for the audit log.
+    pub by: String,
+    /// Why, for the audit log.
+    pub note: String,
+}
+
+/// Replays the selected dead letters of `queues`; one audit entry unless a dry run.
+pub async fn run(
+    settings: &Settings,
+    queues: &[String],
+    req: &Request,
+) -> Result<String, DlqError> {
+    let redis = Redis::new(&settings.redis)?;
+    if !req.dry_run {
+        redis.ping().await?;
+    }
+    let session = Session::open(settings, queues).await?;
+    let publisher = session.publisher().await?;
+    let mut replayed = 0usize;
+    let mut matched = 0usize;
+    let mut found = BTreeSet::new();
+    let result = async {
+        for q in queues {
+            let mut scan = session.scan(q).await?;
+            while let Some(d) = scan.next().await? {
+                let info = DeadInfo::read(q, &d.properties, &d.data);
+                if !req.selection.matches(&info) {
+                    continue;
+                }
+                matched += 1;
+                found.insert(info.id.clone());
+                if req.dry_run {
+                    continue;
+                }
+                republish(&redis, settings, &session, &publisher, &info, &d).await?;
+                scan.ack(d.delivery_tag).await?;
+                replayed += 1;
+            }
+            scan.sync().await?;
+            scan.finish().await?;
+        }
+        Ok::<(), DlqError>(())
+    }
+    .await;
+    session.close().await;
+    if replayed > 0 {
+        let target = format!("queues={} {}", queues.join(","), req.selection.describe());
+        let note = match &result {
+            Ok(()) => req.note.clone(),
+            Err(_) => format!("{} (stopped by an error after {replayed})", req.note),
+        };
+        let audit = AuditLog::new(redis, &settings.namespace);
+        if let Err(e) = audit.record("replay", &target, &req.by, note.trim()).await {
+            eprintln!("worker dlq: replayed {replayed} but the audit entry failed: {e}");
+        }
+    }
+    if let Err(e) = result {
+        eprintln!("worker dlq: replayed {replayed} dead letter(s) before the failure");
+        return Err(e);
+    }
+    if matched == 0 && req.selection.is_explicit() {
+        return Err(DlqError::NotFound(req.selection.describe()));
+    }
+    warn_missing(&req.selection.missing(&found));
+    Ok(match (req.json, req.dry_run) {
+        (true, false) => format!("{}\n", json!({ "replayed": replayed })),
+        (true, true) => format!("{}\n", json!({ "replayed": 0, "would_replay": matched })),
+        (false, false) => format!("replayed {replayed} dead letter(s)\n"),
+        (false, true) => {
+            format!("would replay {matched} dead letter(s) (dry run: nothing published)\n")
+        }
+    })
+}
+
+/// Start count reset, then the confirmed publish.
+async fn republish(
+    redis: &Redis,
+    settings: &Settings,
+    session: &Session,
+    publisher: &Publisher,
+    info: &DeadInfo,
+    d: &drumbeat_common::amqp::lapin::message::Delivery,
+) -> Result<(), DlqError> {
+    if !info.id.is_empty() {
+        let key = format!("{}:task:{}:starts", settings.namespace, info.id);
+        let mut conn = redis.conn();
+        let _: i64 = redis
+            .timed(redis::cmd("DEL").arg(&key).query_async(&mut conn))
+            .await?;
+    }
+    let props = replay_properties(&d.properties, session.user().as_deref());
+    publisher
+        .publish(
+            &session.topology.tasks_exchange(),
+            &info.queue,
+            &d.data,
+            props,
+        )
+        .await
+        .map_err(|source| DlqError::Publish {
+            id: info.id.clone(),
+            source,
+        })
+}
