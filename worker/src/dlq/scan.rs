@@ -112,9 +112,9 @@ impl Scan {
         };
         match tokio::time::timeout(self.idle, consumer.next()).await {
             Err(_) | Ok(None) => Ok(None),
-            Ok(Some(Err(e))) => Err(AmqpError::Call {
+            Ok(Some(Err(source))) => Err(AmqpError::Call {
                 op: "basic.deliver",
-                message: e.to_string(),
+                source,
             }),
             Ok(Some(Ok(d))) => {
                 self.seen += 1;
