@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use drumbeat_common::Envelope;
+use drumbeat_worker::scripts::{CLAIM, FINISH}; // the raw baseline does the worker's Redis work
 use futures::StreamExt;
 use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicQosOptions};
 use lapin::types::FieldTable;
@@ -18,18 +19,6 @@ use crate::ns::{self, Ns, QUEUE};
 use crate::procs::{self, Child};
 use crate::report::{fmt_stats, Row, Stats, Unit};
 use crate::wire::{self, Msg};
-
-/// The worker's claim and done scripts, as committed in `worker/src/dedup.rs`.
-const CLAIM: &str = r"
-if redis.call('EXISTS', KEYS[1]) == 1 then return 'done' end
-if redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then return 'claimed' end
-return 'busy'
-";
-const FINISH: &str = r"
-redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-if redis.call('GET', KEYS[2]) == ARGV[1] then redis.call('DEL', KEYS[2]) end
-return 1
-";
 
 /// How often progress is sampled (both sides the same way).
 const SAMPLE: Duration = Duration::from_millis(10);
@@ -306,13 +295,18 @@ pub async fn raw_consumer(
                 };
                 let done_key = format!("{prefix}:task:{}:done", env.id);
                 let claim_key = format!("{prefix}:task:{}:claim", env.id);
+                let starts_key = format!("{prefix}:task:{}:starts", env.id);
                 let token = format!("raw:{}", uuid::Uuid::new_v4().simple());
-                let claimed: redis::RedisResult<String> = scripts
+                let claimed: redis::RedisResult<(String, u32)> = scripts
                     .0
                     .key(&done_key)
                     .key(&claim_key)
+                    .key(&starts_key)
                     .arg(&token)
                     .arg("310000")
+                    .arg("1")
+                    .arg("5")
+                    .arg("604800000")
                     .invoke_async(&mut r)
                     .await;
                 if claimed.is_err() {
@@ -323,6 +317,7 @@ pub async fn raw_consumer(
                     .1
                     .key(&done_key)
                     .key(&claim_key)
+                    .key(&starts_key)
                     .arg(&token)
                     .arg("604800000")
                     .invoke_async(&mut r)

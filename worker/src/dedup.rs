@@ -31,8 +31,9 @@ use std::time::Duration;
 use drumbeat_common::redis::{Redis, RedisError};
 use redis::Script;
 
-/// KEYS: done, claim, starts. ARGV: token, claim ttl ms, attempt, max_attempts, starts ttl ms.
-const CLAIM: &str = r"
+/// The claim script. KEYS: done, claim, starts. ARGV: token, claim ttl ms, attempt,
+/// max_attempts, starts ttl ms. Public so the benchmark's raw baseline does exactly this work.
+pub const CLAIM: &str = r"
 if redis.call('EXISTS', KEYS[1]) == 1 then return {'done', 0} end
 local held = redis.call('GET', KEYS[2])
 if held == ARGV[1] then return {'claimed', 0} end
@@ -48,8 +49,9 @@ redis.call('PEXPIRE', KEYS[3], ARGV[5])
 return {'claimed', n + 1}
 ";
 
-/// KEYS: done, claim, starts. ARGV: token, done ttl ms.
-const FINISH: &str = r"
+/// The finish script. KEYS: done, claim, starts. ARGV: token, done ttl ms. Public like
+/// [`CLAIM`].
+pub const FINISH: &str = r"
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 if redis.call('GET', KEYS[2]) == ARGV[1] then redis.call('DEL', KEYS[2]) end
 redis.call('DEL', KEYS[3])

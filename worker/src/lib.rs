@@ -82,6 +82,11 @@ mod status;
 mod worker;
 
 pub use deadletter::{sanitize as sanitize_error, MAX_ERROR_BYTES};
+/// The dedup protocol's Redis scripts (docs/design.md §6.4, §6.7), for tools and benchmarks
+/// that must do exactly the worker's Redis work.
+pub mod scripts {
+    pub use crate::dedup::{CLAIM, FINISH};
+}
 pub use handler::{BoxFuture, Handler, Task, TaskError, TaskResult};
 pub use metrics::Outcome;
 pub use run::spawn_blocking;

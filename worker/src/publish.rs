@@ -54,7 +54,7 @@ pub(crate) async fn publish(f: &InFlight, target: &Target<'_>, stop: &Cancellati
                 }
                 r
             }
-            None => Err(PublishError::Send("no open publisher channel".into())),
+            None => Err(PublishError::NotConnected),
         };
         match result {
             Ok(()) => {

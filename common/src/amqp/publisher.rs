@@ -11,11 +11,14 @@ use crate::envelope::CONTENT_TYPE;
 
 /// Why a publish is not known to be stored by the broker. Every variant means "not sent":
 /// the caller retries (same message ID) and does not advance any cursor or ack anything.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, thiserror::Error)]
 pub enum PublishError {
+    /// No open channel to publish on (the broker is unreachable, or the link is reconnecting).
+    #[error("publish not sent: no open channel to the broker")]
+    NotConnected,
     /// The frame could not be sent (channel or connection closed).
     #[error("publish not sent: {0}")]
-    Send(String),
+    Send(#[source] lapin::Error),
     /// The broker refused to store the message.
     #[error("publish nacked by the broker")]
     Nacked,
@@ -32,7 +35,7 @@ pub enum PublishError {
     Timeout(Duration),
     /// The channel closed before the confirm arrived.
     #[error("publish confirm lost: {0}")]
-    Lost(String),
+    Lost(#[source] lapin::Error),
     /// The channel is not in confirm mode (a bug: every Publisher channel is).
     #[error("publish was not confirmed (channel not in confirm mode)")]
     NotConfirmed,
@@ -118,7 +121,7 @@ impl Publisher {
                 confirm,
                 timeout: self.confirm_timeout,
             }),
-            Ok(Err(e)) => Err(PublishError::Send(e.to_string())),
+            Ok(Err(e)) => Err(PublishError::Send(e)),
             Err(_) => Err(PublishError::Timeout(self.confirm_timeout)),
         }
     }
@@ -143,7 +146,7 @@ impl PendingConfirm {
     pub async fn wait(self) -> Result<(), PublishError> {
         match tokio::time::timeout(self.timeout, self.confirm).await {
             Err(_) => Err(PublishError::Timeout(self.timeout)),
-            Ok(Err(e)) => Err(PublishError::Lost(e.to_string())),
+            Ok(Err(e)) => Err(PublishError::Lost(e)),
             Ok(Ok(Confirmation::Ack(None))) => Ok(()),
             Ok(Ok(Confirmation::Ack(Some(ret)))) => Err(PublishError::Returned {
                 code: ret.reply_code,

@@ -198,3 +198,44 @@ async fn crash_between_done_and_ack_is_not_rerun() {
     );
     assert_eq!(server.calls_to("ok/crash").len(), 1, "not run again");
 }
+
+/// A second signal during the drain means "don't wait": the worker exits at once with 130,
+/// long before `drain_timeout`, and the in-flight task is requeued by the broker, not lost.
+#[tokio::test]
+async fn a_second_signal_during_the_drain_exits_at_once_with_130() {
+    let ns = TestNs::new("w-sig2");
+    let extra = worker_toml(3, "").replace(r#"drain_timeout = "5s""#, r#"drain_timeout = "30s""#);
+    let settings = ns.settings(&extra);
+    declare(&settings).await;
+    let (server, addr) = Server::start().await;
+    let p = Pub::new(&ns).await;
+    let url = format!("http://{addr}/slow/20000/x");
+    p.task("q", "sig2-slow", "http", serde_json::json!({ "url": url }))
+        .await;
+    let mut w = spawn(&ns, "w1", &extra, &[]);
+    poll_until(
+        "the slow handler in flight",
+        Duration::from_secs(30),
+        || async { (server.started() == 1).then_some(()) },
+    )
+    .await;
+    w.signal("TERM");
+    wait_log(&w, "shutdown requested").await;
+    let t = Instant::now();
+    w.signal("INT");
+    let (status, w) =
+        tokio::task::spawn_blocking(move || (w.wait_exit(Duration::from_secs(10)), w))
+            .await
+            .unwrap();
+    // Within 10 s, so it did not wait out the 30 s drain.
+    let status = status.expect("worker exited after the second signal");
+    println!("exit {status:?} {:?} after the second signal", t.elapsed());
+    assert_eq!(status.code(), Some(130), "{}", w.log_text());
+    assert!(!is_done(&ns, REDIS_URL, "sig2-slow").await);
+    poll_until(
+        "the task back in the queue",
+        Duration::from_secs(10),
+        || async { (ready(&ns, "q").await == 1).then_some(()) },
+    )
+    .await;
+}
