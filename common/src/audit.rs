@@ -142,14 +142,7 @@ pub fn default_actor() -> String {
 
 /// Control characters dropped (a note must not rewrite the operator's terminal), ≤ 1 KiB.
 fn clean(s: &str) -> String {
-    let mut out = String::with_capacity(s.len().min(MAX_FIELD_BYTES));
-    for c in s.chars().filter(|c| !c.is_control()) {
-        if out.len() + c.len_utf8() > MAX_FIELD_BYTES {
-            break;
-        }
-        out.push(c);
-    }
-    out
+    crate::text::printable(s, MAX_FIELD_BYTES)
 }
 
 #[cfg(test)]

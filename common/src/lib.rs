@@ -29,6 +29,7 @@ pub mod schedule;
 pub mod secret;
 pub mod shutdown;
 pub mod telemetry;
+pub mod text;
 
 pub use config::Settings;
 pub use envelope::{DeadReason, Envelope};

@@ -62,14 +62,7 @@ impl DeadLetter<'_> {
 
 /// Control characters dropped, at most [`MAX_ERROR_BYTES`] (cut on a character boundary).
 pub fn sanitize(error: &str) -> String {
-    let mut out = String::with_capacity(error.len().min(MAX_ERROR_BYTES));
-    for c in error.chars().filter(|c| !c.is_control()) {
-        if out.len() + c.len_utf8() > MAX_ERROR_BYTES {
-            break;
-        }
-        out.push(c);
-    }
-    out
+    drumbeat_common::text::printable(error, MAX_ERROR_BYTES)
 }
 
 #[cfg(test)]
