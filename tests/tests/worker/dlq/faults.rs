@@ -26,6 +26,12 @@ async fn replay_with_the_connection_cut_midway_loses_and_duplicates_nothing_in_t
     }
     wait_dead(&ns, 3).await;
     w.shutdown().await;
+    // The worker dead-lettered them concurrently: replay goes in DLQ order, whatever it is.
+    let order: Vec<String> = listed(&dlq_json(&cfg, &["list"]).await)
+        .into_iter()
+        .map(|(id, _)| id)
+        .collect();
+    let held = order.iter().position(|id| id == "cut-2").unwrap();
 
     let mut relay = Relay::start("127.0.0.1:5672".parse().unwrap()).await;
     let url = format!("amqp://guest:guest@{}/%2f", relay.addr);
@@ -73,18 +79,21 @@ async fn replay_with_the_connection_cut_midway_loses_and_duplicates_nothing_in_t
             "{id} lost"
         );
     }
+    // Before the held one: confirmed, so out of the DLQ. The held one: its confirm never came,
+    // so its dead letter stays (it may also have reached the queue: at least once, same id).
+    // After it: never replayed.
+    for id in &order[..held] {
+        assert!(queued.contains(id), "{id} was replayed before the cut");
+        assert!(!dead.contains(id), "{id} left the DLQ after its confirm");
+    }
     assert!(
-        queued.contains(&"cut-1".to_string()),
-        "cut-1 was replayed before the cut"
+        dead.contains(&"cut-2".to_string()),
+        "cut-2's dead letter stays"
     );
-    assert!(
-        !dead.contains(&"cut-1".to_string()),
-        "cut-1 left the DLQ after its confirm"
-    );
-    assert!(
-        dead.contains(&"cut-3".to_string()),
-        "cut-3 was never replayed"
-    );
+    for id in &order[held + 1..] {
+        assert!(dead.contains(id), "{id} was never replayed, so it stays");
+        assert!(!queued.contains(id), "{id} was never replayed");
+    }
     // The rest replays once the broker is reachable again.
     let out = dlq_json(&cfg, &["replay", "--all"]).await;
     assert_eq!(out["replayed"], dead.len());
@@ -142,6 +151,12 @@ async fn replay_whose_publish_is_refused_keeps_that_dead_letter() {
     }
     wait_dead(&ns, 3).await;
     w.shutdown().await;
+    // Dead-lettered concurrently: replay goes in DLQ order, whatever it is.
+    let direct = ns.config_file("direct.toml", &extra);
+    let order: Vec<String> = listed(&dlq_json(&direct, &["list"]).await)
+        .into_iter()
+        .map(|(id, _)| id)
+        .collect();
     let relay = Relay::start("127.0.0.1:5672".parse().unwrap()).await;
     let cfg = ns.config_file("relay.toml", &extra);
     let text = std::fs::read_to_string(&cfg).unwrap().replace(
@@ -151,7 +166,7 @@ async fn replay_whose_publish_is_refused_keeps_that_dead_letter() {
     std::fs::write(&cfg, text).unwrap();
     // While the first re-publish's confirm is held back, the work queue disappears: the next
     // re-publish comes back unroutable, and its dead letter must still be there afterwards.
-    relay.delay_reply_to(b"ref-1", Duration::from_millis(1000));
+    relay.delay_reply_to(order[0].as_bytes(), Duration::from_millis(1000));
     let run = {
         let cfg = cfg.clone();
         tokio::spawn(async move { dlq(&cfg, &["replay", "--all"]).await })
@@ -169,16 +184,20 @@ async fn replay_whose_publish_is_refused_keeps_that_dead_letter() {
     let (code, _, err) = run.await.unwrap();
     println!("refused replay: exit {code}, stderr {err}");
     assert_eq!(code, 1, "{err}");
-    assert!(err.contains("ref-2") && err.contains("unroutable"), "{err}");
-    let direct = ns.config_file("direct.toml", &extra);
+    assert!(
+        err.contains(&order[1]) && err.contains("unroutable"),
+        "{err}"
+    );
     let mut dead: Vec<String> = listed(&dlq_json(&direct, &["list"]).await)
         .into_iter()
         .map(|(id, _)| id)
         .collect();
     dead.sort();
+    let mut kept = order[1..].to_vec();
+    kept.sort();
     assert_eq!(
-        dead,
-        ["ref-2", "ref-3"],
-        "ref-1 replayed, ref-2 kept, ref-3 untouched"
+        dead, kept,
+        "{} replayed, {} kept (refused), {} untouched",
+        order[0], order[1], order[2]
     );
 }
