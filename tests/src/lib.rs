@@ -189,11 +189,16 @@ where
     }
 }
 
-/// A plain Redis connection for assertions.
+/// A plain Redis connection for assertions. The client's defaults (1 s to connect, 500 ms per
+/// reply) are for services; a test's assertion on a loaded 2-core machine running the suite in
+/// parallel gets 10 s, so only a Redis that is really gone fails it.
 pub async fn redis_conn(url: &str) -> redis::aio::MultiplexedConnection {
+    let config = redis::AsyncConnectionConfig::new()
+        .set_connection_timeout(Some(Duration::from_secs(10)))
+        .set_response_timeout(Some(Duration::from_secs(10)));
     redis::Client::open(url)
         .unwrap()
-        .get_multiplexed_async_connection()
+        .get_multiplexed_async_connection_with_config(&config)
         .await
         .unwrap()
 }
