@@ -237,21 +237,8 @@ async fn http_date_retry_after_is_honoured() {
     use std::time::SystemTime;
 
     let ns = TestNs::new("w-httpdate");
-    let settings = ns.settings(
-        r#"
-[worker]
-queues = ["q"]
-prefetch = 16
-concurrency = 8
-handler_timeout = "5s"
-drain_timeout = "5s"
-ops_addr = "off"
-[worker.retry]
-max_attempts = 4
-backoff_base = "100ms"
-backoff_max = "8s"
-"#,
-    );
+    let settings =
+        ns.settings(&worker_toml(4, "").replace(r#"backoff_max = "1s""#, r#"backoff_max = "8s""#));
     declare(&settings).await;
     // First call: 503 with Retry-After = a whole second at least 2s ahead; then 200.
     /// When each call came, and the Retry-After date it was (or would have been) given.

@@ -10,7 +10,6 @@
 //! up in logs and in a dead letter's `x-drumbeat-error` (docs/design.md §14).
 
 use std::collections::BTreeMap;
-use std::error::Error as _;
 use std::time::{Duration, SystemTime};
 
 use drumbeat_common::secret::redact;
@@ -158,7 +157,7 @@ async fn send(client: &reqwest::Client, task: Task<HttpArgs>) -> Result<(), Task
                 "{} {}: {}",
                 a.method,
                 a.url,
-                chain(&e)
+                drumbeat_common::text::chain(&e)
             ))));
         }
     };
@@ -176,19 +175,6 @@ async fn send(client: &reqwest::Client, task: Task<HttpArgs>) -> Result<(), Task
         return Err(TaskError::Retry { after, message });
     }
     Err(TaskError::Permanent(message))
-}
-
-/// A reqwest error and its causes, one line (`error sending request: connection refused`),
-/// without the URL reqwest adds (the caller names the redacted URL itself).
-fn chain(e: &reqwest::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
 }
 
 /// The delay a `Retry-After` value asks for: delta-seconds (`120`) or an HTTP-date

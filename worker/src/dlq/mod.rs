@@ -175,7 +175,7 @@ pub fn run(settings: Settings, args: DlqArgs) -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(e) => {
-            eprintln!("worker dlq: {}", chain(&e));
+            eprintln!("worker dlq: {}", drumbeat_common::text::chain(&e));
             e.exit_code()
         }
     }
@@ -248,19 +248,4 @@ fn warn_missing(missing: &[String]) {
     if !missing.is_empty() {
         eprintln!("worker dlq: no dead letter with id {}", missing.join(", "));
     }
-}
-
-/// The error and its causes on one line (a cause that only repeats what is said is skipped).
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut cur = e.source();
-    while let Some(s) = cur {
-        let text = s.to_string();
-        if !out.contains(&text) {
-            out.push_str(": ");
-            out.push_str(&text);
-        }
-        cur = s.source();
-    }
-    out.replace('\n', " ")
 }
