@@ -27,6 +27,7 @@ pub mod app;
 pub mod book;
 pub mod catchup;
 pub mod clock;
+pub mod ctl;
 pub mod cursor;
 pub mod flush;
 pub mod lease;

@@ -11,6 +11,8 @@
 //! - [`amqp`]: connection supervisor, topology, confirmed publisher.
 //! - [`redis`]: a pool with timeouts on every step.
 //! - [`audit`]: the capped log of control actions (who did what, when, why).
+//! - [`control`]: runtime state of the control plane (pauses, runtime schedules, counters,
+//!   last outcomes, presence) in Redis.
 //! - [`backoff`]: capped, jittered exponential backoff shared by every reconnect loop.
 //! - [`telemetry`], [`metrics`], [`ops`]: logs, Prometheus registry, the ops HTTP endpoint.
 //! - [`shutdown`]: SIGINT/SIGTERM turned into one cancellation token.
@@ -21,6 +23,7 @@ pub mod audit;
 pub mod backoff;
 pub mod cli;
 pub mod config;
+pub mod control;
 pub mod envelope;
 pub mod metrics;
 pub mod ops;

@@ -9,6 +9,7 @@ pub mod bounds;
 mod env;
 mod raw;
 pub mod retry;
+mod runtime;
 mod summary;
 mod validate;
 
@@ -20,6 +21,7 @@ use std::time::Duration;
 use chrono_tz::Tz;
 
 pub use retry::RetryPolicy;
+pub use runtime::{parse_schedules_file, RuntimeSpec, MAX_SPEC_BYTES};
 
 use crate::schedule::Trigger;
 use crate::secret::SecretUrl;

@@ -127,7 +127,7 @@ pub(super) fn validate(raw: RawSettings, raw_schedules: Vec<RawSchedule>) -> Res
     })
 }
 
-fn schedule(path: &str, s: &RawSchedule) -> Result<Schedule> {
+pub(super) fn schedule(path: &str, s: &RawSchedule) -> Result<Schedule> {
     let field = |f: &str| format!("{path}.{f}");
     let name = check_name(&field("name"), &s.name, 100, |c| {
         c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')
