@@ -10,19 +10,20 @@
 //!   one list (a file name wins).
 //! - `view`: list, describe, cluster; `state`: pause, resume; `fire` and `broker`: trigger and
 //!   backfill; `runtime`: apply, delete.
-//! - [`cli`]: `beat ctl …` flags and text output.
+//! - [`cli`]: `beat ctl …` flags and dispatch; `text`: its human output.
 //!
 //! An action is audited only after it happened; a failure to write the audit entry or the
 //! counters afterwards is logged and does not turn the action into an error (it did happen,
 //! and a retried trigger would fire twice).
 
 mod broker;
-
+pub mod cli;
 pub mod doc;
 mod fire;
 mod lookup;
 mod runtime;
 mod state;
+mod text;
 mod view;
 
 use std::sync::Arc;
