@@ -5,6 +5,9 @@
 //! nor is swallowed by one. A backfill publishes the schedule's *normal* ids
 //! ([`fire_id`]), so a fire that already ran does not run again and repeating a backfill is a
 //! no-op on the worker side.
+//!
+//! Both count their confirmed fires in the schedule's `sent` and set its `last_fire`, like
+//! the leader's fires: `list` shows what was published, by whomever.
 
 use chrono::{DateTime, Utc};
 use drumbeat_common::config::Schedule;

@@ -201,7 +201,9 @@ impl Ctl {
     }
 
     /// Publishes the normal fire ids of (from, to]; refuses `to` in the future or more than
-    /// [`MAX_BACKFILL`] fires; a dry run publishes nothing and is not audited.
+    /// [`MAX_BACKFILL`] fires; a dry run publishes nothing and is not audited. Each fire
+    /// expires `expires` after its *publish* time (fire time + expires would make every
+    /// backfilled fire stale on arrival).
     pub async fn backfill(
         &self,
         name: &str,

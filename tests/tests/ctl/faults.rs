@@ -82,3 +82,56 @@ async fn broker_unreachable_on_trigger_is_exit_1_and_nothing_is_recorded() {
     // Read-only verbs need no broker.
     ctl_json(&cfg, &["list"]).await;
 }
+
+/// A TCP server that accepts and then says nothing: a hung service, not a refused one.
+async fn silent_server() -> (std::net::SocketAddr, tokio::task::JoinHandle<()>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let task = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((sock, _)) = listener.accept().await {
+            held.push(sock);
+        }
+    });
+    (addr, task)
+}
+
+#[tokio::test]
+async fn services_that_accept_and_never_answer_are_exit_1_within_the_deadlines() {
+    let (ns, _) = setup("ctl-hung");
+    let (addr, server) = silent_server().await;
+    let cfg = config_with(
+        &ns,
+        "hung-redis.toml",
+        REDIS_URL,
+        &format!("redis://:hunter2secret@{addr}/0"),
+    );
+    let started = Instant::now();
+    let (code, _, err) = ctl(&cfg, &["pause", "tick"]).await;
+    println!("redis hung: {err} after {:?}", started.elapsed());
+    assert_eq!(code, 1, "{err}");
+    assert!(started.elapsed() < Duration::from_secs(15));
+    assert!(
+        err.starts_with("beat ctl: redis") && !err.contains("hunter2secret"),
+        "{err}"
+    );
+
+    let cfg = config_with(
+        &ns,
+        "hung-amqp.toml",
+        drumbeat_tests::AMQP_URL,
+        &format!("amqp://guest:hunter2secret@{addr}/%2f"),
+    );
+    let started = Instant::now();
+    let (code, _, err) = ctl(&cfg, &["trigger", "tick"]).await;
+    println!("broker hung: {err} after {:?}", started.elapsed());
+    assert_eq!(code, 1, "{err}");
+    assert!(started.elapsed() < Duration::from_secs(15));
+    assert!(
+        err.starts_with("beat ctl: rabbitmq") && !err.contains("hunter2secret"),
+        "{err}"
+    );
+    assert!(err.contains("timed out"), "{err}");
+    server.abort();
+    assert!(audit_entries(&ns).await.is_empty());
+}
