@@ -4,6 +4,7 @@
 
 mod beat;
 mod common;
+mod ctl;
 mod e2e;
 mod scheduling;
 mod worker;
