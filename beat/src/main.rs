@@ -1,4 +1,4 @@
-//! The `beat` binary: `beat [run]`, `beat check`, `beat schedules --next N`.
+//! The `beat` binary: `beat [run]`, `beat check`, `beat schedules --next N`, `beat ctl …`.
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -38,16 +38,23 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// See and steer the schedules: list, describe, pause, resume, trigger, backfill, apply,
+    /// delete, audit (talks to Redis and RabbitMQ directly; no beat needs to run).
+    Ctl(drumbeat_beat::ctl::cli::CtlArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    drumbeat_common::telemetry::init();
+    // A `ctl` call's stderr is its one-line error; its warnings show with RUST_LOG set.
+    if !matches!(cli.command, Some(Command::Ctl(_))) || std::env::var_os("RUST_LOG").is_some() {
+        drumbeat_common::telemetry::init();
+    }
     let settings = match load_settings("beat", &cli.common) {
         Ok(s) => s,
         Err(code) => return code,
     };
     let result = match cli.command.unwrap_or(Command::Run) {
+        Command::Ctl(args) => return drumbeat_beat::ctl::cli::run(settings, args),
         Command::Run => run(settings, cli.common.process_id()),
         Command::Check => {
             print_stdout(&format!(

@@ -36,7 +36,15 @@ pub struct Envelope {
     /// Fire time, RFC 3339 (set by the beat; informational).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fire_time: Option<String>,
+    /// `"manual"` on a fire published by `beat ctl trigger` (docs/design.md §10), absent on
+    /// scheduled fires and on anything other services publish; informational, so an older
+    /// worker that does not know the field still decodes the envelope.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trigger: Option<String>,
 }
+
+/// The [`Envelope::trigger`] value of a manual fire.
+pub const MANUAL_TRIGGER: &str = "manual";
 
 /// Why a message went to the dead-letter queue; the value of header `x-drumbeat-reason`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -138,6 +146,7 @@ impl Envelope {
             expires_at: None,
             schedule: None,
             fire_time: None,
+            trigger: None,
         }
     }
 
@@ -214,4 +223,27 @@ fn classify(body: &[u8], e: &serde_json::Error) -> DecodeError {
 
 fn truncate(s: &str, max: usize) -> String {
     s.chars().take(max).collect()
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn trigger_is_omitted_unless_manual_and_optional_when_decoding() {
+        let env = Envelope::new(
+            "sched:a:2027-01-01T00:00:00Z",
+            "log",
+            serde_json::Value::Null,
+        );
+        let body = String::from_utf8(env.encode()).unwrap();
+        assert!(!body.contains("trigger"), "{body}");
+        let old = br#"{"v":1,"id":"x","task":"log"}"#;
+        assert_eq!(Envelope::decode(old, None, 1024).unwrap().trigger, None);
+        let mut manual = Envelope::new("manual:a:1", "log", serde_json::Value::Null);
+        manual.trigger = Some(MANUAL_TRIGGER.into());
+        let back = Envelope::decode(&manual.encode(), Some(CONTENT_TYPE), 1024).unwrap();
+        assert_eq!(back.trigger.as_deref(), Some("manual"));
+    }
 }

@@ -62,7 +62,8 @@ impl DeadLetter<'_> {
 
 /// Control characters dropped, at most [`MAX_ERROR_BYTES`] (cut on a character boundary).
 pub fn sanitize(error: &str) -> String {
-    drumbeat_common::text::printable(error, MAX_ERROR_BYTES)
+    // Redacted first, then cut: a cut could split `user:pass@` so redaction misses it.
+    drumbeat_common::text::printable(&drumbeat_common::secret::redact(error), MAX_ERROR_BYTES)
 }
 
 #[cfg(test)]
@@ -77,5 +78,11 @@ mod tests {
         let s = sanitize(&long);
         assert!(s.len() <= MAX_ERROR_BYTES && s.len() >= MAX_ERROR_BYTES - 1);
         assert!(s.chars().all(|c| c == 'é'));
+    }
+
+    #[test]
+    fn sanitize_redacts_url_credentials() {
+        let s = sanitize("POST https://bot:hunter2@hooks.example/x?token=abc123 failed");
+        assert!(!s.contains("hunter2") && !s.contains("abc123"), "{s}");
     }
 }

@@ -62,10 +62,12 @@
 //! - [`handler`](Handler), `registry`: the handler API and the name → handler map.
 //! - [`builtin`]: the binary's `http` and `log` tasks.
 //! - `metrics`, `status`: Prometheus families, `/status`, [`WorkerHandle`].
+//! - `control`: the presence heartbeat and schedule outcome reports (docs/design.md §10).
 //! - [`dlq`]: the `worker dlq list|replay|purge` commands.
 
 pub mod builtin;
 mod consumer;
+mod control;
 mod deadletter;
 mod dedup;
 pub mod dlq;

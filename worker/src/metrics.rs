@@ -83,6 +83,8 @@ pub(crate) struct WorkerMetrics {
     duration: HistogramFamily,
     in_flight: Gauge,
     in_flight_now: AtomicI64,
+    /// Outcome reports the control plane never got (docs/design.md §10).
+    reports_dropped: Counter,
 }
 
 fn duration_histogram() -> Histogram {
@@ -99,6 +101,7 @@ impl WorkerMetrics {
             duration: Family::new_with_constructor(duration_histogram as fn() -> Histogram),
             in_flight: Gauge::default(),
             in_flight_now: AtomicI64::new(0),
+            reports_dropped: Counter::default(),
         };
         registry.register(
             "tasks",
@@ -130,7 +133,17 @@ impl WorkerMetrics {
             "Handlers running now",
             m.in_flight.clone(),
         );
+        registry.register(
+            "outcome_reports_dropped",
+            "Schedule outcome reports dropped because the recorder was behind (ctl list shows an older outcome)",
+            m.reports_dropped.clone(),
+        );
         m
+    }
+
+    /// The dropped-reports counter, for the report channel to count into.
+    pub(crate) fn reports_dropped(&self) -> Counter {
+        self.reports_dropped.clone()
     }
 
     pub(crate) fn outcome(&self, queue: &str, outcome: Outcome) {

@@ -6,6 +6,9 @@
 //! retrying a failed publish instead of handing the delivery back, so a failed outcome never
 //! re-runs the handler at once) and acks only on success. Acks go to the channel the delivery
 //! came on, through its own acker, so an old delivery can never be acked on a new channel.
+//!
+//! A schedule fire's outcome is reported to the control plane (docs/design.md §10) from here,
+//! once it is durable and without waiting: see [`crate::control::reports`].
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,6 +19,7 @@ use drumbeat_common::amqp::{timed, PublisherSlot};
 use drumbeat_common::DeadReason;
 use tokio_util::sync::CancellationToken;
 
+use crate::control::Settled;
 use crate::deadletter::DeadLetter;
 use crate::metrics::Outcome;
 use crate::publish::{publish, Target};
@@ -69,7 +73,16 @@ pub(crate) async fn settle(f: &InFlight, verdict: Verdict, stop: &CancellationTo
     match verdict {
         Verdict::Leave => {}
         Verdict::Ack(outcome) => {
-            if f.ack().await {
+            let acked = f.ack().await;
+            // Reported even when the ack failed: done is already in Redis (the redelivery is
+            // a duplicate, which reports nothing) and an expiry stays an expiry. Before the
+            // count, so whoever sees the count knows the report is queued.
+            match outcome {
+                Outcome::Done => f.report(Settled::Done, None),
+                Outcome::Expired => f.report(Settled::Expired, Some(EXPIRED)),
+                _ => {}
+            }
+            if acked {
                 f.shared.metrics.outcome(&f.queue, outcome);
             }
         }
@@ -104,8 +117,11 @@ pub(crate) async fn settle(f: &InFlight, verdict: Verdict, stop: &CancellationTo
                 tier,
                 attempt: f.attempt + 1,
             };
-            if publish(f, &target, stop).await && f.ack().await {
-                f.shared.metrics.outcome(&f.queue, Outcome::Retried);
+            if publish(f, &target, stop).await {
+                f.report(Settled::Retrying, Some(&error));
+                if f.ack().await {
+                    f.shared.metrics.outcome(&f.queue, Outcome::Retried);
+                }
             }
         }
         Verdict::Dead { reason, error } => dead(f, reason, &error, stop).await,
@@ -122,13 +138,25 @@ async fn dead(f: &InFlight, reason: DeadReason, error: &str, stop: &Cancellation
     };
     if publish(f, &Target::Dead(letter), stop).await {
         tracing::warn!(id = f.id(), queue = %f.queue, reason = %reason, "dead-lettered");
+        f.report(Settled::Dead, Some(&format!("{reason}: {error}")));
         if f.ack().await {
             f.shared.metrics.dead(&f.queue, reason);
         }
     }
 }
 
+/// The error of an `expired` outcome report.
+const EXPIRED: &str = "arrived after its expires_at; skipped without running";
+
 impl InFlight {
+    /// Reports a schedule fire's settled outcome to the control plane (a no-op for other ids);
+    /// call only once the outcome is durable. Never waits.
+    fn report(&self, how: Settled, error: Option<&str>) {
+        self.shared
+            .reports
+            .settled(self.id.as_deref(), how, self.attempt, error);
+    }
+
     pub(crate) fn op_timeout(&self) -> Duration {
         self.shared.settings.amqp.connect_timeout
     }

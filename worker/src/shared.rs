@@ -8,10 +8,12 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use drumbeat_common::amqp::Topology;
+use drumbeat_common::control::ControlStore;
 use drumbeat_common::metrics::MetricsRegistry;
 use drumbeat_common::Settings;
 use tokio_util::sync::CancellationToken;
 
+use crate::control::Reports;
 use crate::dedup::Dedup;
 use crate::metrics::WorkerMetrics;
 use crate::registry::Registry;
@@ -31,6 +33,10 @@ pub(crate) struct Shared {
     pub heartbeat: drumbeat_common::ops::Heartbeat,
     /// When shutdown began and when its grace ends.
     pub drain: Drain,
+    /// Where presence and schedule outcomes are reported (docs/design.md §10).
+    pub control: ControlStore,
+    /// Settled schedule fires on their way to the control store; never blocks.
+    pub reports: Reports,
 }
 
 /// The one shutdown deadline every in-flight delivery works to (docs/design.md §6.4): a result

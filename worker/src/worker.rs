@@ -6,12 +6,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use drumbeat_common::amqp::Topology;
+use drumbeat_common::control::ControlStore;
 use drumbeat_common::metrics::MetricsRegistry;
 use drumbeat_common::redis::{Redis, RedisError};
 use drumbeat_common::Settings;
 use serde::de::DeserializeOwned;
 use tokio_util::sync::CancellationToken;
 
+use crate::control::{Recorder, Reports};
 use crate::dedup::Dedup;
 use crate::handler::Handler;
 use crate::metrics::WorkerMetrics;
@@ -24,6 +26,9 @@ use crate::status::{spawn_redis_probe, WorkerHandle};
 /// slack). It is also the time a dead worker's claim keeps its task waiting, so it stays small:
 /// a run that outlives its timeout renews its claim itself (docs/design.md §6.4).
 const CLAIM_MARGIN: Duration = Duration::from_secs(1);
+
+/// At a clean stop, outcome reports still queued get this long to be written.
+const REPORT_FLUSH: Duration = Duration::from_secs(2);
 
 /// Why a worker could not be built or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -58,6 +63,7 @@ pub struct WorkerBuilder {
     id: Option<String>,
     registry: Registry,
     metrics: MetricsRegistry,
+    control: Option<ControlStore>,
 }
 
 impl WorkerBuilder {
@@ -87,6 +93,14 @@ impl WorkerBuilder {
         self
     }
 
+    /// Reports presence and schedule outcomes (docs/design.md §10) to `store` instead of the
+    /// worker's own Redis and namespace: for a program that keeps control-plane state on
+    /// another Redis, and for tests that make it unreachable.
+    pub fn control_store(mut self, store: ControlStore) -> Self {
+        self.control = Some(store);
+        self
+    }
+
     /// Checks the handlers and prepares the Redis connection (nothing connects yet).
     pub fn build(self) -> Result<Worker, WorkerError> {
         if let Some(task) = self.registry.duplicate() {
@@ -100,6 +114,9 @@ impl WorkerBuilder {
         let settings = self.settings;
         let redis = Redis::new(&settings.redis).map_err(WorkerError::Redis)?;
         let claim_ttl = settings.worker.handler_timeout + settings.redis.timeout * 2 + CLAIM_MARGIN;
+        let control = self
+            .control
+            .unwrap_or_else(|| ControlStore::new(redis.clone(), &settings.namespace));
         let dedup = Dedup::new(
             redis,
             &settings.namespace,
@@ -107,6 +124,9 @@ impl WorkerBuilder {
             settings.worker.done_ttl,
         );
         let topology = Topology::new(&settings.namespace, settings.amqp.connect_timeout);
+        let metrics = WorkerMetrics::new(&self.metrics);
+        let (reports, recorder) =
+            Reports::channel(crate::control::reports::CAPACITY, metrics.reports_dropped());
         let shared = Shared {
             id: self
                 .id
@@ -114,16 +134,19 @@ impl WorkerBuilder {
             registry: self.registry,
             dedup,
             topology,
-            metrics: WorkerMetrics::new(&self.metrics),
+            metrics,
             metrics_registry: self.metrics,
             amqp_up: AtomicBool::new(false),
             redis_up: AtomicBool::new(false),
             heartbeat: crate::status::heartbeat(&settings),
             drain: Drain::default(),
+            control,
+            reports,
             settings,
         };
         Ok(Worker {
             shared: Arc::new(shared),
+            recorder,
         })
     }
 }
@@ -131,6 +154,8 @@ impl WorkerBuilder {
 /// A configured worker, ready to [`run`](Worker::run).
 pub struct Worker {
     shared: Arc<Shared>,
+    /// Writes schedule outcomes; started by `run`.
+    recorder: Recorder,
 }
 
 impl std::fmt::Debug for Worker {
@@ -150,6 +175,7 @@ impl Worker {
             id: None,
             registry: Registry::default(),
             metrics: MetricsRegistry::default(),
+            control: None,
         }
     }
 
@@ -164,7 +190,7 @@ impl Worker {
     /// Broker and Redis outages are waited out, not returned; an error means the ops endpoint
     /// could not start.
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), WorkerError> {
-        let shared = self.shared;
+        let Worker { shared, recorder } = self;
         let stop_side = CancellationToken::new();
         let _stop_side_on_exit = stop_side.clone().drop_guard();
         if let Some(addr) = shared.settings.worker.ops_addr {
@@ -177,13 +203,28 @@ impl Worker {
                 .map_err(|source| WorkerError::Ops { addr, source })?;
         }
         spawn_redis_probe(shared.clone(), stop_side.clone());
+        // Presence and outcome reports stop only after the drain, so the last outcomes of
+        // draining runs are still written and the heartbeat shows them in flight meanwhile.
+        let stop_control = CancellationToken::new();
+        let _stop_control_on_exit = stop_control.clone().drop_guard();
+        let presence = crate::control::presence::spawn(shared.clone(), stop_control.clone());
+        let recording = tokio::spawn(recorder.run(
+            shared.control.clone(),
+            shared.settings.redis.timeout * 2,
+            stop_control.clone(),
+            REPORT_FLUSH,
+        ));
         let grace = shared.settings.worker.drain_timeout;
         shared
             .drain
             .watch(shutdown.clone(), grace, stop_side.clone());
         crate::failpoint::announce();
         tracing::info!(id = %shared.id, tasks = ?shared.registry.names(), "worker starting");
-        crate::consumer::run(shared, shutdown).await;
+        crate::consumer::run(shared.clone(), shutdown).await;
+        stop_control.cancel();
+        let _ = recording.await;
+        let _ = presence.await;
+        crate::control::presence::gone(&shared).await;
         tracing::info!("worker stopped");
         Ok(())
     }

@@ -4,8 +4,27 @@
 //!
 //! Errors map to one exit code and one HTTP status each ([`CtlError::exit_code`],
 //! [`CtlError::http_status`]).
+//!
+//! # Layout
+//! - [`doc`]: the JSON documents; `lookup`: name checks and the file + runtime schedules as
+//!   one list (a file name wins).
+//! - `view`: list, describe, cluster; `state`: pause, resume; `fire` and `broker`: trigger and
+//!   backfill; `runtime`: apply, delete.
+//! - [`cli`]: `beat ctl …` flags and dispatch; `text`: its human output.
+//!
+//! An action is audited only after it happened; a failure to write the audit entry or the
+//! counters afterwards is logged and does not turn the action into an error (it did happen,
+//! and a retried trigger would fire twice).
 
+mod broker;
+pub mod cli;
 pub mod doc;
+mod fire;
+mod lookup;
+mod runtime;
+mod state;
+mod text;
+mod view;
 
 use std::sync::Arc;
 
@@ -137,20 +156,17 @@ impl Ctl {
 
     /// Every schedule with state, history and the cluster (`ctl list`).
     pub async fn list(&self, now: DateTime<Utc>) -> Result<ListDoc, CtlError> {
-        let _ = now;
-        unimplemented!("helper B")
+        view::list(self, now).await
     }
 
     /// The leader, beats and workers (`GET /api/v1/cluster`).
     pub async fn cluster(&self, now: DateTime<Utc>) -> Result<ClusterDoc, CtlError> {
-        let _ = now;
-        unimplemented!("helper B")
+        view::cluster(self, now).await
     }
 
     /// One schedule (`ctl describe NAME`); [`CtlError::NotFound`] when neither file nor runtime.
     pub async fn describe(&self, name: &str, now: DateTime<Utc>) -> Result<ScheduleDoc, CtlError> {
-        let _ = (name, now);
-        unimplemented!("helper B")
+        view::describe(self, name, now).await
     }
 
     /// Pauses every name (all must exist, else nothing is paused); audited.
@@ -160,8 +176,7 @@ impl Ctl {
         by: &str,
         note: &str,
     ) -> Result<StateDoc, CtlError> {
-        let _ = (names, by, note);
-        unimplemented!("helper B")
+        state::pause(self, names, by, note).await
     }
 
     /// Resumes every name (all must exist); audited. Fires missed while paused are skipped
@@ -172,8 +187,7 @@ impl Ctl {
         by: &str,
         note: &str,
     ) -> Result<StateDoc, CtlError> {
-        let _ = (names, by, note);
-        unimplemented!("helper B")
+        state::resume(self, names, by, note).await
     }
 
     /// Publishes one fire now, id `manual:{name}:{uuid}`, confirmed; audited.
@@ -183,8 +197,7 @@ impl Ctl {
         by: &str,
         note: &str,
     ) -> Result<TriggeredDoc, CtlError> {
-        let _ = (name, by, note);
-        unimplemented!("helper B")
+        fire::trigger(self, name, by, note).await
     }
 
     /// Publishes the normal fire ids of (from, to]; refuses `to` in the future or more than
@@ -198,8 +211,18 @@ impl Ctl {
         by: &str,
         note: &str,
     ) -> Result<BackfillDoc, CtlError> {
-        let _ = (name, from, to, dry_run, by, note);
-        unimplemented!("helper B")
+        fire::backfill(
+            self,
+            &fire::Range {
+                name,
+                from,
+                to,
+                dry_run,
+            },
+            by,
+            note,
+        )
+        .await
     }
 
     /// Upserts runtime schedules (validated by the caller through
@@ -213,8 +236,7 @@ impl Ctl {
         by: &str,
         note: &str,
     ) -> Result<AppliedDoc, CtlError> {
-        let _ = (specs, expect, by, note);
-        unimplemented!("helper B")
+        runtime::apply(self, specs, expect, by, note).await
     }
 
     /// Deletes runtime schedules (a file schedule's name is refused; an unknown name is
@@ -225,13 +247,11 @@ impl Ctl {
         by: &str,
         note: &str,
     ) -> Result<DeletedDoc, CtlError> {
-        let _ = (names, by, note);
-        unimplemented!("helper B")
+        runtime::delete(self, names, by, note).await
     }
 
     /// The last `limit` (1..=[`MAX_AUDIT`]) audit entries, newest first.
     pub async fn audit(&self, limit: usize) -> Result<AuditDoc, CtlError> {
-        let _ = limit;
-        unimplemented!("helper B")
+        view::audit(self, limit).await
     }
 }

@@ -6,6 +6,7 @@ mod blocking;
 mod cancelled;
 mod claim_retry;
 mod client;
+mod control;
 mod crash_loop;
 mod deadline;
 mod dedup;

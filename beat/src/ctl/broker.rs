@@ -1,0 +1,108 @@
+//! The broker side of one `trigger` or `backfill`: one connection (no retry: an unreachable
+//! broker is a runtime failure the caller reports), the schedule's queue declared first
+//! (idempotent, so a trigger works before any worker ran), and a confirm-mode channel. Every
+//! call is under the config's `connect_timeout` or `confirm_timeout`.
+
+use drumbeat_common::amqp::lapin::uri::AMQPUri;
+use drumbeat_common::amqp::lapin::{BasicProperties, Connection};
+use drumbeat_common::amqp::{
+    task_properties, timed, AmqpError, Connector, PendingConfirm, PublishError, Publisher,
+    Topology, TopologyQueue,
+};
+use drumbeat_common::{Envelope, Settings};
+
+/// A connection and a confirming publisher for one control action.
+pub(super) struct Broker {
+    conn: Connection,
+    publisher: Publisher,
+    exchange: String,
+    queue: String,
+    /// The AMQP user of `amqp.url`, sent as `user_id`: RabbitMQ checks it against the
+    /// connection's user, and workers run reserved ids (`sched:`, `manual:`) only from the
+    /// users in `worker.beat_users` (docs/design.md §14).
+    user: Option<String>,
+    settings: Settings,
+}
+
+impl Broker {
+    /// Connects, declares `queue`'s topology and opens a confirm-mode channel.
+    pub(super) async fn open(settings: &Settings, queue: &str) -> Result<Self, AmqpError> {
+        let connector = Connector::new(&settings.amqp, "drumbeat-ctl");
+        let conn = connector.connect_once().await?;
+        let topology = Topology::new(&settings.namespace, settings.amqp.connect_timeout);
+        let ready = async {
+            topology
+                .declare(
+                    &conn,
+                    &[TopologyQueue {
+                        queue: queue.to_string(),
+                        retry: None,
+                    }],
+                )
+                .await?;
+            Publisher::open(
+                &conn,
+                settings.amqp.connect_timeout,
+                settings.amqp.confirm_timeout,
+            )
+            .await
+        }
+        .await;
+        let publisher = match ready {
+            Ok(p) => p,
+            Err(e) => {
+                close(&conn, settings).await;
+                return Err(e);
+            }
+        };
+        let user = settings
+            .amqp
+            .url
+            .expose()
+            .parse::<AMQPUri>()
+            .ok()
+            .map(|u| u.authority.userinfo.username);
+        Ok(Self {
+            conn,
+            publisher,
+            exchange: topology.tasks_exchange(),
+            queue: queue.to_string(),
+            user,
+            settings: settings.clone(),
+        })
+    }
+
+    /// Sends `env` (persistent, mandatory); await the confirm on the result.
+    pub(super) async fn start(&self, env: &Envelope) -> Result<PendingConfirm, PublishError> {
+        self.publisher
+            .start(
+                &self.exchange,
+                &self.queue,
+                &env.encode(),
+                self.properties(&env.id),
+            )
+            .await
+    }
+
+    fn properties(&self, id: &str) -> BasicProperties {
+        let props = task_properties(id, 1);
+        match &self.user {
+            Some(u) => props.with_user_id(u.as_str().into()),
+            None => props,
+        }
+    }
+
+    /// Closes the connection (best effort: the broker drops a vanished one as well).
+    pub(super) async fn close(self) {
+        close(&self.conn, &self.settings).await;
+    }
+}
+
+async fn close(conn: &Connection, settings: &Settings) {
+    let _ = timed(
+        "connection.close",
+        settings.amqp.connect_timeout,
+        conn.close(200, "bye".into()),
+    )
+    .await;
+}
