@@ -110,3 +110,48 @@ async fn without_tokens_reads_are_open_and_mutations_say_how_to_enable_them() {
         "a refused mutation wrote"
     );
 }
+
+#[tokio::test]
+async fn the_worker_status_needs_a_token_too() {
+    let ns = TestNs::new("apiwstatus");
+    let port = drumbeat_tests::free_port();
+    let cfg = ns.config_file(
+        "worker.toml",
+        &format!(
+            "[worker]\nqueues = [\"q\"]\nops_addr = \"127.0.0.1:{port}\"\n[ops]\n{}\n",
+            two_tokens()
+        ),
+    );
+    let worker = drumbeat_tests::Proc::spawn(
+        "worker",
+        &["--config", cfg.to_str().unwrap(), "--id", "w-auth", "run"],
+        &[("NO_COLOR", "1")],
+        &ns.dir,
+        "w-auth",
+    );
+    drumbeat_tests::poll_until(
+        "the worker's ops endpoint",
+        std::time::Duration::from_secs(20),
+        || async {
+            let up = tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .is_ok();
+            up.then_some(())
+        },
+    )
+    .await;
+    let get = |token: Option<&'static str>, path: &'static str| async move {
+        let auth = token.map(|t| format!("Bearer {t}"));
+        let headers: Vec<(&str, &str)> = auth
+            .as_deref()
+            .map(|a| vec![("Authorization", a)])
+            .unwrap_or_default();
+        drumbeat_tests::http_request(port, "GET", path, &headers, b"").await
+    };
+    let r = get(None, "/status").await;
+    assert_error(&r, 401, "Bearer");
+    let r = get(Some(BOB), "/status").await;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_ne!(get(None, "/metrics").await.status, 401);
+    assert!(!worker.log_text().contains(BOB));
+}
