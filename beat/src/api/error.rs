@@ -51,6 +51,30 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// Turns axum's own refusals (405, a bad path segment, …), which carry plain text or nothing,
+/// into the API's `{"error": …}` shape; responses already JSON pass unchanged.
+pub async fn json_errors(resp: Response) -> Response {
+    let status = resp.status();
+    let is_json = resp
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return resp;
+    }
+    let text = axum::body::to_bytes(resp.into_body(), 4096)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).trim().to_string())
+        .unwrap_or_default();
+    let message = if text.is_empty() {
+        status.canonical_reason().unwrap_or("error").to_string()
+    } else {
+        text
+    };
+    error_response(status, message)
+}
+
 /// Any path under `/api/v1` that is not a route.
 pub async fn not_found() -> ApiError {
     ApiError {

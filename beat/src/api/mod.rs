@@ -70,6 +70,7 @@ pub fn router(ctl: Arc<Ctl>) -> Router {
         .route("/api/v1/audit", get(misc::audit))
         .route("/api/v1/cluster", get(misc::cluster))
         .fallback(error::not_found)
+        .layer(axum::middleware::map_response(error::json_errors))
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(ctl)
 }

@@ -138,6 +138,15 @@ async fn bad_bodies_are_400_naming_what_is_wrong_and_write_nothing() {
     assert_error(&r, 400, "reason");
     let r = beat.call("GET", "/api/v1/nope", Some(BOB), "").await;
     assert_error(&r, 404, "no such API route");
+    // axum's own refusals come in the API's shape too.
+    let r = beat
+        .call("PATCH", "/api/v1/schedules/rt", Some(ALICE), "{}")
+        .await;
+    assert_error(&r, 405, "");
+    let r = beat
+        .call("GET", "/api/v1/schedules/%FF", Some(BOB), "")
+        .await;
+    assert_error(&r, 400, "");
     assert_eq!(
         control_keys(&ns).await,
         Vec::<String>::new(),
