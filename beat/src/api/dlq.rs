@@ -39,8 +39,11 @@ pub async fn list(
     let q = query::parse(q)?;
     let limit = query::limit(q.limit.as_deref(), 100, dlq::MAX_LIST)?;
     let settings = api.settings();
-    let queues = dlq::queues(settings, "queue", q.queue.as_deref())?;
-    let selection = Selection::build(&[], q.reason.as_deref(), false, NAMES)?;
+    // `?queue=&reason=` (a form left blank) means "any", like leaving them out.
+    let queue = q.queue.as_deref().filter(|s| !s.is_empty());
+    let reason = q.reason.as_deref().filter(|s| !s.is_empty());
+    let queues = dlq::queues(settings, "queue", queue)?;
+    let selection = Selection::build(&[], reason, false, NAMES)?;
     Ok(Json(
         dlq::list(settings, &queues, &selection, limit, &warn).await?,
     ))

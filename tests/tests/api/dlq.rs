@@ -85,7 +85,9 @@ async fn list_replay_and_purge_match_the_cli_and_are_audited_by_token_name() {
     three_dead_letters(&ns).await;
     let beat = ApiBeat::start(&ns, &two_tokens(), &[]).await;
 
-    let r = beat.call("GET", "/api/v1/dlq", Some(ALICE), "").await;
+    let r = beat
+        .call("GET", "/api/v1/dlq?queue=&reason=", Some(ALICE), "")
+        .await;
     assert_eq!(r.status, 200, "{r:?}");
     let listed = r.json();
     assert_eq!(
