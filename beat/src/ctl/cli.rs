@@ -216,7 +216,7 @@ fn out<T: Serialize>(json: bool, doc: &T, human: impl FnOnce() -> String) -> Str
     if json {
         match serde_json::to_string(doc) {
             Ok(s) => format!("{s}\n"),
-            Err(e) => format!("{{\"error\": \"{e}\"}}\n"),
+            Err(e) => format!("{}\n", serde_json::json!({ "error": e.to_string() })),
         }
     } else {
         human()

@@ -8,8 +8,8 @@
 //! # Layout
 //! - [`doc`]: the JSON documents; `lookup`: name checks and the file + runtime schedules as
 //!   one list (a file name wins).
-//! - `view`: list, describe, cluster; `state`: pause, resume; `fire` and `broker`: trigger and
-//!   backfill; `runtime`: apply, delete.
+//! - `view`: list, describe, cluster; `state`: pause, resume; `fire`, `range` and `broker`:
+//!   trigger and backfill; `runtime`: apply, delete.
 //! - [`cli`]: `beat ctl …` flags and dispatch; `text`: its human output.
 //!
 //! An action is audited only after it happened; a failure to write the audit entry or the
@@ -21,6 +21,7 @@ pub mod cli;
 pub mod doc;
 mod fire;
 mod lookup;
+mod range;
 mod runtime;
 mod state;
 mod text;
@@ -201,7 +202,9 @@ impl Ctl {
     }
 
     /// Publishes the normal fire ids of (from, to]; refuses `to` in the future or more than
-    /// [`MAX_BACKFILL`] fires; a dry run publishes nothing and is not audited.
+    /// [`MAX_BACKFILL`] fires; a dry run publishes nothing and is not audited. Each fire
+    /// expires `expires` after its *publish* time (fire time + expires would make every
+    /// backfilled fire stale on arrival).
     pub async fn backfill(
         &self,
         name: &str,
@@ -213,7 +216,7 @@ impl Ctl {
     ) -> Result<BackfillDoc, CtlError> {
         fire::backfill(
             self,
-            &fire::Range {
+            &range::Range {
                 name,
                 from,
                 to,

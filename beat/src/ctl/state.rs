@@ -5,6 +5,7 @@
 
 use chrono::Utc;
 use drumbeat_common::control::{rfc3339_ms, Pause};
+use drumbeat_common::text::printable;
 
 use super::doc::StateDoc;
 use super::lookup::check_names;
@@ -19,10 +20,11 @@ pub(super) async fn pause(
 ) -> Result<StateDoc, CtlError> {
     let names = check_names(names)?;
     ctl.catalog().await?.require_all(&names)?;
+    // Capped like the audit log's fields: a pause record is read by every `list` and reload.
     let pause = Pause {
         at: rfc3339_ms(Utc::now()),
-        by: by.to_string(),
-        note: note.to_string(),
+        by: printable(by, MAX_FIELD_BYTES),
+        note: printable(note, MAX_FIELD_BYTES),
     };
     let refs: Vec<&str> = names.iter().map(String::as_str).collect();
     ctl.store.pause(&refs, &pause).await?;
@@ -50,6 +52,9 @@ pub(super) async fn resume(
         state: "active",
     })
 }
+
+/// Longest `by` or note kept with a pause, in bytes (the audit log's own cap).
+const MAX_FIELD_BYTES: usize = 1024;
 
 impl Ctl {
     /// Records an action that happened; a failure is logged, not returned (see the module docs
