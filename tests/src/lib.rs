@@ -8,6 +8,7 @@
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
 pub mod amqp;
+pub mod celery;
 pub mod ops;
 pub mod procs;
 pub mod rabbit;
