@@ -33,6 +33,9 @@ pub enum BeatError {
         /// The panic or cancellation.
         source: tokio::task::JoinError,
     },
+    /// The API's operations could not be set up.
+    #[error(transparent)]
+    Api(#[from] crate::ctl::CtlError),
     /// The ops endpoint could not bind.
     #[error("ops endpoint {addr}: {source}")]
     Ops {
@@ -103,7 +106,8 @@ impl Beat {
                 publisher: pub_rx.clone(),
                 heartbeat: heartbeat.clone(),
             });
-            drumbeat_common::ops::serve(addr, ops, link_stop.clone())
+            let routes = crate::api::routes(s, &schedules)?;
+            drumbeat_common::ops::serve(addr, ops, routes, link_stop.clone())
                 .await
                 .map_err(|source| BeatError::Ops { addr, source })?;
         }

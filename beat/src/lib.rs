@@ -19,10 +19,12 @@
 //! - [`ticker`]: the fire loop that ties them together while leading; [`term`] starts a
 //!   term, [`send`] publishes one turn's fires, [`flush`] writes owed cursors, [`skips`]
 //!   counts and logs catch-up skips.
+//! - [`api`]: `/api/v1` on the ops server (docs/design.md §10).
 //! - [`app`]: builds and runs a [`Beat`].
 //! - [`metrics`]: Prometheus counters and `/status`.
 //! - [`preview`]: `beat check` / `beat schedules --next N` output.
 
+pub mod api;
 pub mod app;
 pub mod book;
 pub mod catchup;

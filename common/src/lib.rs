@@ -13,6 +13,7 @@
 //! - [`audit`]: the capped log of control actions (who did what, when, why).
 //! - [`control`]: runtime state of the control plane (pauses, runtime schedules, counters,
 //!   last outcomes, presence) in Redis.
+//! - [`dlq`]: list, replay and purge dead letters (`worker dlq`, the beat's `/api/v1/dlq`).
 //! - [`backoff`]: capped, jittered exponential backoff shared by every reconnect loop.
 //! - [`telemetry`], [`metrics`], [`ops`]: logs, Prometheus registry, the ops HTTP endpoint.
 //! - [`shutdown`]: SIGINT/SIGTERM turned into one cancellation token.
@@ -24,6 +25,7 @@ pub mod backoff;
 pub mod cli;
 pub mod config;
 pub mod control;
+pub mod dlq;
 pub mod envelope;
 pub mod metrics;
 pub mod ops;

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use drumbeat_common::Settings;
 
-pub use ops::{http_get, metric};
+pub use ops::{http_get, http_request, metric, HttpResponse};
 pub use procs::{bin_path, free_port, PrivateRedis, Proc};
 pub use relay::Relay;
 

@@ -2,6 +2,7 @@
 //! one namespace per test.
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
+mod api;
 mod beat;
 mod common;
 mod ctl;

@@ -197,7 +197,8 @@ impl Worker {
             let state = Arc::new(WorkerHandle {
                 shared: shared.clone(),
             });
-            drumbeat_common::ops::serve(addr, state, stop_side.clone())
+            let routes = drumbeat_common::ops::Routes::new(&shared.settings.ops.tokens);
+            drumbeat_common::ops::serve(addr, state, routes, stop_side.clone())
                 .await
                 .map_err(|source| WorkerError::Ops { addr, source })?;
         }

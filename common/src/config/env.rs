@@ -2,7 +2,8 @@
 //!
 //! `__` separates levels and keys are lower-cased (`DRUMBEAT__BEAT__LEASE_TTL` sets
 //! `beat.lease_ttl`). Values that read as integers or booleans become those; `worker.queues`
-//! is a comma-separated list; everything else is a string (durations, URLs, addresses).
+//! is a comma-separated list; `ops.tokens.<name>` (`DRUMBEAT__OPS__TOKENS__ALICE`) is always a
+//! string; everything else is a string (durations, URLs, addresses).
 //!
 //! The environment is read as `OsString`s: a variable that is not UTF-8 is no reason to
 //! panic. One of ours (`DRUMBEAT__…`) that is not UTF-8 is refused naming the variable, never
@@ -52,7 +53,11 @@ pub fn apply(
                 format!("bad override variable {name}"),
             ));
         }
-        let value = if dotted == "worker.queues" {
+        let value = if path.len() == 3 && path[0] == "ops" && path[1] == "tokens" {
+            // A token is a string whatever it looks like (an all-digit token must not become
+            // an integer, whose type error would quote it).
+            Value::String(raw)
+        } else if dotted == "worker.queues" {
             Value::Array(
                 raw.split(',')
                     .map(|q| Value::String(q.trim().to_string()))
@@ -118,6 +123,15 @@ mod tests {
         assert_eq!(t["worker"]["prefetch"].as_integer(), Some(7));
         assert_eq!(t["worker"]["queues"].as_array().unwrap().len(), 2, "{t:?}");
         assert_eq!(t["redis"]["url"].as_str(), Some("redis://x"));
+        apply(
+            &mut t,
+            vars(&[("DRUMBEAT__OPS__TOKENS__Alice", "12345678901234567890")]),
+        )
+        .unwrap();
+        assert_eq!(
+            t["ops"]["tokens"]["alice"].as_str(),
+            Some("12345678901234567890")
+        );
     }
 
     #[test]

@@ -11,6 +11,7 @@ mod raw;
 pub mod retry;
 mod runtime;
 mod summary;
+mod tokens;
 mod validate;
 
 use std::collections::BTreeMap;
@@ -22,6 +23,7 @@ use chrono_tz::Tz;
 
 pub use retry::RetryPolicy;
 pub use runtime::{parse_schedules_file, RuntimeSpec, MAX_SPEC_BYTES};
+pub use tokens::{OpsTokens, MIN_TOKEN_LEN};
 
 use crate::schedule::Trigger;
 use crate::secret::SecretUrl;
@@ -85,6 +87,18 @@ pub struct Settings {
     pub queue_retry: BTreeMap<String, RetryPolicy>,
     /// `[[schedules]]`, in file order.
     pub schedules: Vec<Schedule>,
+    /// `[ops]`
+    pub ops: OpsSettings,
+}
+
+/// `[ops]`: who may use the authenticated ops routes (docs/design.md §14).
+#[derive(Debug, Clone, Default)]
+pub struct OpsSettings {
+    /// Bearer tokens by name (from `ops.tokens`, `DRUMBEAT__OPS__TOKENS__<NAME>` and
+    /// `ops.tokens_file`); empty: reads open, mutations refused.
+    pub tokens: OpsTokens,
+    /// `ops.tokens_file` as configured, for the summary.
+    pub tokens_file: Option<String>,
 }
 
 /// How to reach Redis.

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use super::tokens::RawToken;
 use crate::secret::RawSecret;
 
 /// The whole file.
@@ -24,6 +25,17 @@ pub struct RawSettings {
     pub worker: RawWorker,
     #[serde(default)]
     pub queues: BTreeMap<String, RawQueue>,
+    #[serde(default)]
+    pub ops: RawOps,
+}
+
+/// `[ops]`: bearer tokens for `/status` and `/api/v1` (docs/design.md §14).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawOps {
+    #[serde(default)]
+    pub tokens: BTreeMap<String, RawToken>,
+    pub tokens_file: Option<String>,
 }
 
 /// The file split in two: the schedules, read straight into their structs (there may be

@@ -20,7 +20,7 @@ fn retry(r: &RetryPolicy) -> Value {
 }
 
 impl Settings {
-    /// The effective settings, with URL passwords shown as `***`.
+    /// The effective settings, with URL passwords shown as `***` and ops tokens by name only.
     pub fn summary(&self) -> Value {
         let addr = |a: &Option<std::net::SocketAddr>| {
             a.map(|a| a.to_string()).unwrap_or_else(|| "off".into())
@@ -58,6 +58,10 @@ impl Settings {
                     v["delay_tiers"] = json!(tiers.join(", "));
                     (q.clone(), v)
                 }).collect::<serde_json::Map<_, _>>(),
+            },
+            "ops": {
+                "tokens": self.ops.tokens.names(),
+                "tokens_file": self.ops.tokens_file,
             },
             "queues": self.queue_retry.iter()
                 .map(|(q, r)| (q.clone(), json!({ "retry": retry(r) })))

@@ -8,9 +8,10 @@ use chrono_tz::Tz;
 
 use super::bounds::{self, quote};
 use super::raw::{RawRetry, RawSchedule, RawSettings};
+use super::tokens::{self, OpsTokens};
 use super::{
-    AmqpSettings, BeatSettings, CatchUp, ConfigError, RedisSettings, RetryPolicy, Schedule,
-    Settings, WorkerSettings, MAX_HANDLER_TIMEOUT,
+    AmqpSettings, BeatSettings, CatchUp, ConfigError, OpsSettings, RedisSettings, RetryPolicy,
+    Schedule, Settings, WorkerSettings, MAX_HANDLER_TIMEOUT,
 };
 use crate::schedule::Trigger;
 use crate::secret::SecretUrl;
@@ -116,7 +117,16 @@ pub(super) fn validate(raw: RawSettings, raw_schedules: Vec<RawSchedule>) -> Res
         }
         schedules.push(s);
     }
+    let tokens_file = match &raw.ops.tokens_file {
+        Some(path) => Some(tokens::read_file(path)?),
+        None => None,
+    };
+    let ops = OpsSettings {
+        tokens: OpsTokens::build(&raw.ops.tokens, tokens_file.as_deref())?,
+        tokens_file: raw.ops.tokens_file.clone(),
+    };
     Ok(Settings {
+        ops,
         namespace,
         redis,
         amqp,

@@ -69,8 +69,8 @@ pub struct Snapshot {
     pub paused: BTreeMap<String, Pause>,
     /// Resume instants not yet applied by a leader.
     pub resumed: BTreeMap<String, DateTime<Utc>>,
-    /// Runtime schedules by name; a record that no longer parses is kept out and logged by
-    /// the reader, never fatal.
+    /// Runtime schedules by name; a record that is not even a record is kept with a null
+    /// spec (never run, still deletable) and logged, never fatal.
     pub schedules: BTreeMap<String, RuntimeRecord>,
 }
 

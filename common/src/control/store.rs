@@ -187,11 +187,24 @@ impl ControlStore {
                 Ok(r) => {
                     snap.schedules.insert(name, r);
                 }
-                Err(e) => tracing::warn!(
-                    schedule = %crate::text::printable(&name, 100),
-                    error = %e,
-                    "unreadable runtime schedule record; ignored"
-                ),
+                // Kept with a null spec: every reader refuses to run it (the spec does not
+                // validate), yet `ctl delete` still finds it, which is how it goes away.
+                Err(e) => {
+                    tracing::warn!(
+                        schedule = %crate::text::printable(&name, 100),
+                        error = %e,
+                        "unreadable runtime schedule record; not run"
+                    );
+                    snap.schedules.insert(
+                        name,
+                        RuntimeRecord {
+                            spec: serde_json::Value::Null,
+                            version: 0,
+                            updated_at: String::new(),
+                            by: String::new(),
+                        },
+                    );
+                }
             }
         }
         Ok(snap)

@@ -122,3 +122,37 @@ async fn apply_upserts_runtime_schedules_and_delete_removes_only_them() {
         ]
     );
 }
+
+#[tokio::test]
+async fn a_corrupt_runtime_record_is_listed_nowhere_but_can_be_deleted() {
+    let (ns, cfg) = setup("ctl-corrupt");
+    let mut conn = redis_conn(REDIS_URL).await;
+    let key = ns.key("ctl:schedules");
+    let _: () = redis::cmd("HSET")
+        .arg(&key)
+        .arg("junk")
+        .arg("{not json")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let names: Vec<String> = ctl_json(&cfg, &["list"]).await["schedules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        names,
+        ["nightly", "tick"],
+        "a corrupt record is never shown or run"
+    );
+    let out = ctl_json(&cfg, &["delete", "junk"]).await;
+    assert_eq!(out["deleted"], serde_json::json!(["junk"]));
+    let left: bool = redis::cmd("HEXISTS")
+        .arg(&key)
+        .arg("junk")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert!(!left);
+}

@@ -1,67 +1,9 @@
-//! `worker dlq list`: what is dead, why, since when; the messages stay where they are and the
-//! body is never printed (it may hold anything a client sent).
+//! The text table of `worker dlq list` (`--json` prints the document itself).
 
-use drumbeat_common::amqp::header_int;
-use drumbeat_common::Settings;
-use serde_json::json;
-
-use super::letter::DeadInfo;
-use super::select::Selection;
-use super::session::Session;
-use super::DlqError;
-
-/// Each listing is a redelivery the dead-letter queue counts (`scan`); warn well before a
-/// default delivery limit of 20 would drop anything.
-const SCAN_WARNING: i64 = 10;
-
-/// Lists up to `limit` selected dead letters of `queues`, oldest first per queue.
-pub async fn run(
-    settings: &Settings,
-    queues: &[String],
-    selection: &Selection,
-    limit: usize,
-    json: bool,
-) -> Result<String, DlqError> {
-    let session = Session::open(settings, queues).await?;
-    let mut found = Vec::new();
-    let mut most_scanned = 0;
-    for q in queues {
-        if found.len() >= limit {
-            break;
-        }
-        let mut scan = session.scan(q).await?;
-        while let Some(d) = scan.next().await? {
-            let info = DeadInfo::read(q, &d.properties, &d.data);
-            most_scanned = header_int(&d.properties, "x-delivery-count")
-                .unwrap_or(0)
-                .max(most_scanned);
-            if selection.matches(&info) {
-                found.push(info);
-                if found.len() >= limit {
-                    break;
-                }
-            }
-        }
-        // Closing the channel hands every message back.
-        scan.finish().await?;
-    }
-    session.close().await;
-    if most_scanned >= SCAN_WARNING {
-        eprintln!(
-            "worker dlq: warning: dead letters were delivered up to {most_scanned} times by scans; \
-             a quorum queue with a delivery limit (RabbitMQ >= 4.0: 20 by default) drops them \
-             at the limit: give the .dead queues a policy with delivery-limit = -1"
-        );
-    }
-    Ok(if json {
-        format!("{}\n", json!({ "dead_letters": found }))
-    } else {
-        table(&found)
-    })
-}
+use drumbeat_common::dlq::DeadInfo;
 
 /// A plain table, one dead letter a line; the error column last, cut to fit a terminal.
-fn table(rows: &[DeadInfo]) -> String {
+pub(super) fn table(rows: &[DeadInfo]) -> String {
     if rows.is_empty() {
         return "no dead letters\n".into();
     }

@@ -5,28 +5,22 @@
 //! 1 runtime failure (a broker or Redis unreachable), 2 usage or validation, 3 an explicit
 //! `--id` matched nothing.
 //!
+//! The operations themselves live in [`drumbeat_common::dlq`] (the beat's `/api/v1/dlq` calls
+//! the same); this module is the command line: flags, confirmation, text and `--json` output.
+//!
 //! # Layout
-//! - `select`: the one filter the three verbs share; `letter`: a dead letter's headers read,
-//!   and the replay's headers written; `scan`: reading a queue without consuming it.
-//! - `session`: connections and topology; `list`, `replay`, `purge`: the verbs.
+//! - `list`: the text table of `dlq list`.
 
-mod letter;
 mod list;
-mod purge;
-mod replay;
-mod scan;
-mod select;
-mod session;
 
 use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
-use drumbeat_common::amqp::{AmqpError, PublishError};
-use drumbeat_common::redis::RedisError;
+use drumbeat_common::dlq::{self, DlqError, ReplayRequest, Selection};
 use drumbeat_common::Settings;
+use serde_json::json;
 
-pub use letter::{DeadInfo, REPLAYED_HEADER};
-pub use select::{Selection, REASONS};
+pub use drumbeat_common::dlq::{DeadInfo, REASONS, REPLAYED_HEADER};
 
 /// `worker dlq …`
 #[derive(Debug, Args)]
@@ -121,42 +115,6 @@ struct PurgeArgs {
     note: Option<String>,
 }
 
-/// Why a `dlq` call failed; each maps to one exit code.
-#[derive(Debug, thiserror::Error)]
-pub enum DlqError {
-    /// Bad flags or a refusal (exit 2).
-    #[error("{0}")]
-    Usage(String),
-    /// An explicit `--id` matched no dead letter (exit 3).
-    #[error("no dead letter matches {0}")]
-    NotFound(String),
-    /// The broker failed (exit 1).
-    #[error("rabbitmq")]
-    Amqp(#[from] AmqpError),
-    /// A replay was not confirmed; its dead letter stays (exit 1).
-    #[error("rabbitmq: re-publish of `{id}` not confirmed, its dead letter stays")]
-    Publish {
-        /// The dead letter's id.
-        id: String,
-        /// Why.
-        #[source]
-        source: PublishError,
-    },
-    /// Redis failed (exit 1).
-    #[error("redis")]
-    Redis(#[from] RedisError),
-}
-
-impl DlqError {
-    fn exit_code(&self) -> ExitCode {
-        ExitCode::from(match self {
-            Self::Usage(_) => 2,
-            Self::NotFound(_) => 3,
-            _ => 1,
-        })
-    }
-}
-
 /// Runs one `worker dlq` command and prints its result; the exit code follows §10.
 pub fn run(settings: Settings, args: DlqArgs) -> ExitCode {
     let rt = match tokio::runtime::Builder::new_current_thread()
@@ -176,38 +134,52 @@ pub fn run(settings: Settings, args: DlqArgs) -> ExitCode {
         }
         Err(e) => {
             eprintln!("worker dlq: {}", drumbeat_common::text::chain(&e));
-            e.exit_code()
+            ExitCode::from(e.exit_code())
         }
     }
+}
+
+/// Side remarks of a call, printed as they come.
+fn warn(line: &str) {
+    eprintln!("worker dlq: {line}");
 }
 
 async fn dispatch(settings: Settings, args: DlqArgs) -> Result<String, DlqError> {
     match args.command {
         DlqCommand::List(a) => {
-            let queues = queues(&settings, a.common.queue.as_deref())?;
+            let queues = dlq::queues(&settings, "--queue", a.common.queue.as_deref())?;
             let selection = Selection::from_flags(&[], a.reason.as_deref(), false)?;
-            list::run(
-                &settings,
-                &queues,
-                &selection,
-                a.limit as usize,
-                a.common.json,
-            )
-            .await
+            let doc = dlq::list(&settings, &queues, &selection, a.limit as usize, &warn).await?;
+            Ok(if a.common.json {
+                format!("{}\n", json!(doc))
+            } else {
+                list::table(&doc.dead_letters)
+            })
         }
         DlqCommand::Replay(a) => {
-            let queues = queues(&settings, a.common.queue.as_deref())?;
-            let req = replay::Request {
+            let queues = dlq::queues(&settings, "--queue", a.common.queue.as_deref())?;
+            let req = ReplayRequest {
                 selection: a.select.selection()?,
                 dry_run: a.dry_run,
-                json: a.common.json,
                 by: actor(a.common.by.as_deref()),
                 note: a.note.unwrap_or_default(),
             };
-            replay::run(&settings, &queues, &req).await
+            let doc = dlq::replay(&settings, &queues, &req, &warn).await?;
+            Ok(match (a.common.json, a.dry_run) {
+                (true, false) => format!("{}\n", json!({ "replayed": doc.replayed })),
+                (true, true) => format!(
+                    "{}\n",
+                    json!({ "replayed": 0, "would_replay": doc.would_replay.unwrap_or(0) })
+                ),
+                (false, false) => format!("replayed {} dead letter(s)\n", doc.replayed),
+                (false, true) => format!(
+                    "would replay {} dead letter(s) (dry run: nothing published)\n",
+                    doc.would_replay.unwrap_or(0)
+                ),
+            })
         }
         DlqCommand::Purge(a) => {
-            let queues = queues(&settings, a.common.queue.as_deref())?;
+            let queues = dlq::queues(&settings, "--queue", a.common.queue.as_deref())?;
             let selection = a.select.selection()?;
             if !a.yes {
                 return Err(DlqError::Usage(format!(
@@ -216,24 +188,14 @@ async fn dispatch(settings: Settings, args: DlqArgs) -> Result<String, DlqError>
                 )));
             }
             let by = actor(a.common.by.as_deref());
-            purge::run(
-                &settings,
-                &queues,
-                &selection,
-                a.common.json,
-                &by,
-                &a.note.unwrap_or_default(),
-            )
-            .await
+            let note = a.note.unwrap_or_default();
+            let doc = dlq::purge(&settings, &queues, &selection, &by, &note, &warn).await?;
+            Ok(if a.common.json {
+                format!("{}\n", json!({ "purged": doc.purged }))
+            } else {
+                format!("purged {} dead letter(s)\n", doc.purged)
+            })
         }
-    }
-}
-
-/// `--queue`, or every queue of the config.
-fn queues(settings: &Settings, queue: Option<&str>) -> Result<Vec<String>, DlqError> {
-    match queue {
-        Some(q) => Ok(vec![select::queue_name(q)?]),
-        None => Ok(settings.worker.queues.clone()),
     }
 }
 
@@ -241,11 +203,4 @@ fn actor(by: Option<&str>) -> String {
     by.map(str::to_string)
         .filter(|b| !b.trim().is_empty())
         .unwrap_or_else(drumbeat_common::audit::default_actor)
-}
-
-/// Names the `--id`s that matched nothing when others did (all missing is exit 3 instead).
-fn warn_missing(missing: &[String]) {
-    if !missing.is_empty() {
-        eprintln!("worker dlq: no dead letter with id {}", missing.join(", "));
-    }
 }

@@ -35,16 +35,28 @@ pub enum Selection {
 }
 
 impl Selection {
-    /// From the flags; exactly one of them is set (clap enforces it for replay and purge).
+    /// From the CLI flags; exactly one of them is set (clap enforces it for replay and purge).
     pub fn from_flags(ids: &[String], reason: Option<&str>, all: bool) -> Result<Self, DlqError> {
+        Self::build(ids, reason, all, ["--id", "--reason", "--all"])
+    }
+
+    /// From ids, a reason or all, exactly one given; `names` are what the caller calls the
+    /// three (`--id`, or the API's `ids`), so an error names the caller's flag or field.
+    pub fn build(
+        ids: &[String],
+        reason: Option<&str>,
+        all: bool,
+        names: [&str; 3],
+    ) -> Result<Self, DlqError> {
+        let [id_name, reason_name, all_name] = names;
         match (ids.is_empty(), reason, all) {
             (false, None, false) => {
                 for id in ids {
                     if id.is_empty() || id.chars().count() > 200 || id.chars().any(char::is_control)
                     {
                         return Err(DlqError::Usage(format!(
-                            "--id: `{}` is not a task id (1-200 printable characters)",
-                            id.escape_debug()
+                            "{id_name}: `{}` is not a task id (1-200 printable characters)",
+                            shown(id)
                         )));
                     }
                 }
@@ -55,16 +67,16 @@ impl Selection {
                     Ok(Self::Reason(r.to_string()))
                 } else {
                     Err(DlqError::Usage(format!(
-                        "--reason: `{}` is not a dead-letter reason (one of {})",
-                        r.escape_debug(),
+                        "{reason_name}: `{}` is not a dead-letter reason (one of {})",
+                        shown(r),
                         REASONS.join(", ")
                     )))
                 }
             }
             (true, None, _) => Ok(Self::All),
-            _ => Err(DlqError::Usage(
-                "give exactly one of --id, --reason, --all".into(),
-            )),
+            _ => Err(DlqError::Usage(format!(
+                "give exactly one of {id_name}, {reason_name}, {all_name}"
+            ))),
         }
     }
 
@@ -100,8 +112,9 @@ impl Selection {
     }
 }
 
-/// Checks a `--queue` value like the config checks `worker.queues` (it becomes part of AMQP names).
-pub fn queue_name(q: &str) -> Result<String, DlqError> {
+/// Checks a queue name like the config checks `worker.queues` (it becomes part of AMQP names);
+/// `field` (`--queue`, `queue`) names it in the error.
+pub fn queue_name(field: &str, q: &str) -> Result<String, DlqError> {
     let ok = !q.is_empty()
         && q.len() <= 100
         && q.chars()
@@ -110,10 +123,24 @@ pub fn queue_name(q: &str) -> Result<String, DlqError> {
         Ok(q.to_string())
     } else {
         Err(DlqError::Usage(format!(
-            "--queue: `{}` is not a queue name (1-100 of A-Z a-z 0-9 _ -)",
-            q.escape_debug()
+            "{field}: `{}` is not a queue name (1-100 of A-Z a-z 0-9 _ -)",
+            shown(q)
         )))
     }
+}
+
+/// `s` escaped for an error message, cut after 200 characters (an API body may be large).
+fn shown(s: &str) -> String {
+    let mut out: String = s
+        .chars()
+        .take(200)
+        .collect::<String>()
+        .escape_debug()
+        .to_string();
+    if s.chars().count() > 200 {
+        out.push('…');
+    }
+    out
 }
 
 #[cfg(test)]
@@ -163,6 +190,8 @@ mod tests {
             let err = Selection::from_flags(&ids, *reason, *all).unwrap_err();
             assert!(err.to_string().contains(want), "{err}");
         }
-        assert!(queue_name("a.b").is_err() && queue_name("default").is_ok());
+        assert!(queue_name("--queue", "a.b").is_err() && queue_name("q", "default").is_ok());
+        let e = Selection::build(&[], Some("nope"), false, ["ids", "reason", "all"]).unwrap_err();
+        assert!(e.to_string().starts_with("reason: "), "{e}");
     }
 }

@@ -1,4 +1,4 @@
-//! `worker dlq replay`: each selected dead letter's body re-published unchanged (confirmed,
+//! `dlq replay`: each selected dead letter's body re-published unchanged (confirmed,
 //! mandatory) to `{ns}.tasks` with its queue as routing key, then removed from the DLQ.
 //!
 //! Order per message, each step only after the previous succeeded: reset the id's start count
@@ -11,38 +11,48 @@
 
 use std::collections::BTreeSet;
 
-use drumbeat_common::amqp::Publisher;
-use drumbeat_common::audit::AuditLog;
-use drumbeat_common::redis::Redis;
-use drumbeat_common::Settings;
-use serde_json::json;
+use serde::Serialize;
 
 use super::letter::{replay_properties, DeadInfo};
 use super::select::Selection;
 use super::session::Session;
-use super::{warn_missing, DlqError};
+use super::{warn_missing, DlqError, Warn};
+use crate::amqp::Publisher;
+use crate::audit::AuditLog;
+use crate::redis::Redis;
+use crate::Settings;
 
 /// One replay call.
 #[derive(Debug)]
-pub struct Request {
+pub struct ReplayRequest {
     /// What to replay.
     pub selection: Selection,
     /// Only count.
     pub dry_run: bool,
-    /// `{"replayed": n}` instead of a sentence.
-    pub json: bool,
     /// Who, for the audit log.
     pub by: String,
     /// Why, for the audit log.
     pub note: String,
 }
 
-/// Replays the selected dead letters of `queues`; one audit entry unless a dry run.
-pub async fn run(
+/// `{"replayed": n}`, and for a dry run `{"replayed": 0, "would_replay": n}` (docs/design.md §10).
+#[derive(Debug, Clone, Serialize)]
+pub struct ReplayDoc {
+    /// Dead letters re-published and removed.
+    pub replayed: usize,
+    /// A dry run: how many would be.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub would_replay: Option<usize>,
+}
+
+/// Replays the selected dead letters of `queues`; one audit entry unless a dry run (or none
+/// replayed). A failure part-way tells `warn` how many were replayed before it.
+pub async fn replay(
     settings: &Settings,
     queues: &[String],
-    req: &Request,
-) -> Result<String, DlqError> {
+    req: &ReplayRequest,
+    warn: Warn<'_>,
+) -> Result<ReplayDoc, DlqError> {
     let redis = Redis::new(&settings.redis)?;
     if !req.dry_run {
         redis.ping().await?;
@@ -84,24 +94,24 @@ pub async fn run(
         };
         let audit = AuditLog::new(redis, &settings.namespace);
         if let Err(e) = audit.record("replay", &target, &req.by, note.trim()).await {
-            eprintln!("worker dlq: replayed {replayed} but the audit entry failed: {e}");
+            warn(&format!(
+                "replayed {replayed} but the audit entry failed: {e}"
+            ));
         }
     }
     if let Err(e) = result {
-        eprintln!("worker dlq: replayed {replayed} dead letter(s) before the failure");
+        warn(&format!(
+            "replayed {replayed} dead letter(s) before the failure"
+        ));
         return Err(e);
     }
     if matched == 0 && req.selection.is_explicit() {
         return Err(DlqError::NotFound(req.selection.describe()));
     }
-    warn_missing(&req.selection.missing(&found));
-    Ok(match (req.json, req.dry_run) {
-        (true, false) => format!("{}\n", json!({ "replayed": replayed })),
-        (true, true) => format!("{}\n", json!({ "replayed": 0, "would_replay": matched })),
-        (false, false) => format!("replayed {replayed} dead letter(s)\n"),
-        (false, true) => {
-            format!("would replay {matched} dead letter(s) (dry run: nothing published)\n")
-        }
+    warn_missing(warn, &req.selection.missing(&found));
+    Ok(ReplayDoc {
+        replayed,
+        would_replay: req.dry_run.then_some(matched),
     })
 }
 
@@ -112,7 +122,7 @@ async fn republish(
     session: &Session,
     publisher: &Publisher,
     info: &DeadInfo,
-    d: &drumbeat_common::amqp::lapin::message::Delivery,
+    d: &crate::amqp::lapin::message::Delivery,
 ) -> Result<(), DlqError> {
     if !info.id.is_empty() {
         let key = format!("{}:task:{}:starts", settings.namespace, info.id);

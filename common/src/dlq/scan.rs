@@ -16,13 +16,13 @@
 
 use std::time::Duration;
 
-use drumbeat_common::amqp::lapin::message::Delivery;
-use drumbeat_common::amqp::lapin::options::{
+use crate::amqp::lapin::message::Delivery;
+use crate::amqp::lapin::options::{
     BasicAckOptions, BasicConsumeOptions, BasicQosOptions, QueueDeclareOptions,
 };
-use drumbeat_common::amqp::lapin::types::{FieldTable, ShortString};
-use drumbeat_common::amqp::lapin::{Channel, Connection, Consumer};
-use drumbeat_common::amqp::{timed, AmqpError};
+use crate::amqp::lapin::types::{FieldTable, ShortString};
+use crate::amqp::lapin::{Channel, Connection, Consumer};
+use crate::amqp::{timed, AmqpError};
 use futures::StreamExt;
 
 /// Most messages one scan holds at once (AMQP's prefetch is 16 bits). A larger queue is scanned

@@ -4,9 +4,9 @@
 //! Reading never fails: a dead letter made by the broker (`x-death`, no `x-drumbeat-*`), a body
 //! that is not JSON, or a header of an unexpected type all still list, with what is known.
 
-use drumbeat_common::amqp::lapin::types::{AMQPValue, FieldTable};
-use drumbeat_common::amqp::lapin::BasicProperties;
-use drumbeat_common::amqp::{header_int, header_str, ATTEMPT_HEADER};
+use crate::amqp::lapin::types::{AMQPValue, FieldTable};
+use crate::amqp::lapin::BasicProperties;
+use crate::amqp::{header_int, header_str, ATTEMPT_HEADER};
 use serde::Serialize;
 
 /// Counts how often a message was replayed; kept across dead-lettering, so a dead letter of a
@@ -157,7 +157,7 @@ fn printable(s: &str) -> String {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use drumbeat_common::amqp::{long_string, task_properties};
+    use crate::amqp::{long_string, task_properties};
 
     fn dead(props: BasicProperties) -> BasicProperties {
         let mut h = props.headers().clone().unwrap_or_default();

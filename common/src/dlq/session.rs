@@ -1,10 +1,10 @@
 //! The broker side of one `dlq` call: a connection, the topology declared (so the verbs work
 //! before any worker ran), and a confirmed publisher when the verb re-publishes.
 
-use drumbeat_common::amqp::lapin::uri::AMQPUri;
-use drumbeat_common::amqp::lapin::Connection;
-use drumbeat_common::amqp::{timed, AmqpError, Connector, Publisher, Topology};
-use drumbeat_common::Settings;
+use crate::amqp::lapin::uri::AMQPUri;
+use crate::amqp::lapin::Connection;
+use crate::amqp::{timed, AmqpError, Connector, Publisher, Topology};
+use crate::Settings;
 
 use super::scan::Scan;
 
