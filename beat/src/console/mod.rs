@@ -111,13 +111,25 @@ mod tests {
         for text in [INDEX, SCRIPT, STYLE] {
             assert!(!text.contains("http://") && !text.contains("https://"));
         }
-        assert!(!INDEX.contains("<script>"), "no inline script: the CSP forbids it");
-        assert!(!INDEX.contains("style="), "no inline style: the CSP forbids it");
+        assert!(
+            !INDEX.contains("<script>"),
+            "no inline script: the CSP forbids it"
+        );
+        assert!(
+            !INDEX.contains("style="),
+            "no inline style: the CSP forbids it"
+        );
     }
 
     #[test]
     fn the_script_never_renders_data_as_html() {
-        for sink in ["innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval("] {
+        for sink in [
+            "innerHTML",
+            "outerHTML",
+            "insertAdjacentHTML",
+            "document.write",
+            "eval(",
+        ] {
             assert!(!SCRIPT.contains(sink), "{sink}");
         }
     }

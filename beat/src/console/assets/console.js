@@ -20,7 +20,7 @@
       else if (k === 'onsubmit') e.addEventListener('submit', v);
       else e.setAttribute(k, v === true ? '' : String(v));
     }
-    for (const k of kids.flat()) {
+    for (const k of kids.flat(Infinity)) {
       if (k === undefined || k === null) continue;
       e.append(k instanceof Node ? k : document.createTextNode(String(k)));
     }
@@ -140,9 +140,9 @@
           paused.note ? ['; note: ', el('q', { class: 'note' }, paused.note)] : '') : null);
       const lf = s.last_fire;
       const lo = s.last_outcome;
-      const lastCell = el('td', {},
+      const lastCell = el('td', { class: 'last' },
         lf ? [timeEl(lf.fire_time), el('div', { class: 'small raw' }, lf.id)] : 'never',
-        lo ? el('div', { class: 'outcome outcome-' + lo.outcome },
+        lo ? el('div', { class: 'outcome outcome-' + lo.outcome, title: lo.id },
           lo.outcome, ' after ', String(lo.attempts), ' attempt', lo.attempts === 1 ? '' : 's',
           lo.error ? [': ', el('span', { class: 'error' }, lo.error)] : '') : null);
       const skipped = Object.entries((s.counters && s.counters.skipped) || {});
@@ -229,7 +229,10 @@
         api('GET', '/api/v1/audit?limit=20'),
       ]);
       if (list.status === 'rejected') {
-        setStatus(explain(list.reason), 'bad');
+        // The last action's result stays in view: a refused action is not hidden by the
+        // refresh that follows it.
+        const why = explain(list.reason);
+        setStatus(notice && notice.kind === 'bad' ? notice.text + ' (' + why + ')' : why, 'bad');
         return;
       }
       const doc = list.value;
