@@ -89,6 +89,7 @@
     }
     if (err.status === 403) return 'Not allowed: ' + err.message;
     if (err.status === 0) return 'The beat\'s ops server did not answer; retrying.';
+    if (err.status >= 500) return 'The beat could not answer (is Redis or RabbitMQ reachable?): ' + err.message;
     return 'Error ' + err.status + ': ' + err.message;
   }
 
