@@ -38,6 +38,14 @@ ensure_packages() {
       as_root systemctl disable --now prometheus >/dev/null 2>&1 || true
     fi
   fi
+  # Chromium and its WebDriver drive the web console's browser test (docs/design.md §11); like
+  # promtool, a missing browser fails that test rather than skipping it, so install them here.
+  if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
+    echo "==> installing chromium and chromium-driver with apt"
+    [ -n "$updated" ] || as_root apt-get update -qq >/dev/null
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+      chromium chromium-driver >/dev/null
+  fi
 }
 
 ensure_redis() {

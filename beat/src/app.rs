@@ -106,7 +106,7 @@ impl Beat {
                 publisher: pub_rx.clone(),
                 heartbeat: heartbeat.clone(),
             });
-            let routes = crate::api::routes(s, &schedules)?;
+            let routes = crate::api::routes(s, &schedules)?.open(crate::console::router());
             drumbeat_common::ops::serve(addr, ops, routes, link_stop.clone())
                 .await
                 .map_err(|source| BeatError::Ops { addr, source })?;

@@ -20,6 +20,7 @@
 //!   term, [`send`] publishes one turn's fires, [`flush`] writes owed cursors, [`skips`]
 //!   counts and logs catch-up skips.
 //! - [`api`]: `/api/v1` on the ops server (docs/design.md §10).
+//! - [`console`]: the web console at `/` over that API (§11).
 //! - [`app`]: builds and runs a [`Beat`].
 //! - [`metrics`]: Prometheus counters and `/status`.
 //! - [`preview`]: `beat check` / `beat schedules --next N` output.
@@ -29,6 +30,7 @@ pub mod app;
 pub mod book;
 pub mod catchup;
 pub mod clock;
+pub mod console;
 pub mod ctl;
 pub mod cursor;
 pub mod flush;

@@ -90,6 +90,7 @@ impl Actor {
 pub struct Routes {
     tokens: Arc<OpsTokens>,
     extra: Router,
+    open: Router,
 }
 
 impl Routes {
@@ -98,7 +99,15 @@ impl Routes {
         Self {
             tokens: Arc::new(tokens.clone()),
             extra: Router::new(),
+            open: Router::new(),
         }
+    }
+
+    /// Adds `routes` that need no token, like the probes (e.g. the beat's console page shell,
+    /// §11, §14: its data comes from the guarded routes).
+    pub fn open(mut self, routes: Router) -> Self {
+        self.open = self.open.merge(routes);
+        self
     }
 
     /// Adds `routes` (e.g. the beat's `/api/v1`), guarded like `/status`; their handlers find
@@ -128,6 +137,7 @@ pub async fn serve(
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .with_state(state)
+        .merge(routes.open)
         .merge(guarded);
     tokio::spawn(async move {
         let served = axum::serve(listener, app)

@@ -5,6 +5,7 @@
 mod api;
 mod beat;
 mod common;
+mod console;
 mod ctl;
 mod e2e;
 mod scheduling;

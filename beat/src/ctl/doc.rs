@@ -72,13 +72,16 @@ pub struct ScheduleDoc {
     pub version: Option<u64>,
 }
 
-/// `{"kind": "cron"|"every"|"at", "value": configured string}`.
+/// `{"kind": "cron"|"every"|"at", "value": configured string}`, plus the trigger in words for
+/// people (`description`, an extra field §10 allows; the console shows it).
 #[derive(Debug, Clone, Serialize)]
 pub struct TriggerDoc {
     /// `cron`, `every` or `at`.
     pub kind: &'static str,
     /// The configured text.
     pub value: String,
+    /// In words: "at 02:30 on Monday–Friday (America/New_York)", "every 5 minutes".
+    pub description: String,
 }
 
 /// Counters of one schedule.

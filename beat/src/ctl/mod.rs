@@ -26,6 +26,7 @@ mod runtime;
 mod state;
 mod text;
 mod view;
+pub mod words;
 
 use std::sync::Arc;
 

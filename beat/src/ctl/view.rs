@@ -2,6 +2,7 @@
 //! from Redis alone, so they work with no beat running.
 
 use chrono::{DateTime, SecondsFormat, Utc};
+use chrono_tz::Tz;
 use drumbeat_common::config::{ConfigError, Schedule};
 use drumbeat_common::control::ScheduleStats;
 use drumbeat_common::schedule::Trigger;
@@ -96,7 +97,7 @@ fn schedule_doc(
         source: known.source.as_str(),
         state: if paused.is_some() { "paused" } else { "active" },
         paused,
-        trigger: trigger_doc(&s.trigger),
+        trigger: trigger_doc(&s.trigger, s.timezone),
         timezone: s.timezone.name().to_string(),
         task: s.task.clone(),
         queue: s.queue.clone(),
@@ -112,21 +113,18 @@ fn schedule_doc(
 }
 
 /// The trigger as configured: the cron expression as written, the `every` interval in
-/// humantime (`30s`, `1h 30m`), the `at` instant in RFC 3339 UTC.
-pub(super) fn trigger_doc(t: &Trigger) -> TriggerDoc {
-    match t {
-        Trigger::Cron(c) => TriggerDoc {
-            kind: "cron",
-            value: c.source().to_string(),
-        },
-        Trigger::Every(d) => TriggerDoc {
-            kind: "every",
-            value: humantime::format_duration(*d).to_string(),
-        },
-        Trigger::At(at) => TriggerDoc {
-            kind: "at",
-            value: utc(*at),
-        },
+/// humantime (`30s`, `1h 30m`), the `at` instant in RFC 3339 UTC; and in words
+/// ([`super::words`]).
+pub(super) fn trigger_doc(t: &Trigger, tz: Tz) -> TriggerDoc {
+    let (kind, value) = match t {
+        Trigger::Cron(c) => ("cron", c.source().to_string()),
+        Trigger::Every(d) => ("every", humantime::format_duration(*d).to_string()),
+        Trigger::At(at) => ("at", utc(*at)),
+    };
+    TriggerDoc {
+        kind,
+        value,
+        description: super::words::describe(t, tz),
     }
 }
 
