@@ -2,7 +2,8 @@
 
 Usage: inbound_client.py '<json spec>'. The spec: {"queue": q, "protocol": 2, "declare": bool,
 "calls": [{"name", "args", "kwargs", "task_id", "countdown", "expires_in" (seconds, may be
-negative: a past expiry), "ignore_result", "get": seconds or null}]}. Prints one JSON line per
+negative: a past expiry), "ignore_result", "time_limit", "soft_time_limit", "headers" (extra
+AMQP headers, typed by py-amqp), "get": seconds or null}]}. Prints one JSON line per
 call: {"id", "sent_at", "result" | "error_type" + "error", "waited"}; with "declare" it first
 declares the queue exactly as a Celery worker started with -Q q would, and prints
 {"declared": q}.
@@ -31,7 +32,7 @@ def main():
         print(json.dumps({"declared": queue}), flush=True)
     for call in spec.get("calls", []):
         options = {"queue": queue}
-        for key in ("task_id", "countdown", "ignore_result"):
+        for key in ("task_id", "countdown", "ignore_result", "time_limit", "soft_time_limit", "headers"):
             if call.get(key) is not None:
                 options[key] = call[key]
         if call.get("expires_in") is not None:

@@ -274,8 +274,15 @@ async fn send_task_runs_once_with_args_and_kwargs_intact_v2_and_v1() {
                "args": [1, "two", [3.5, null], {"four": true}],
                "kwargs": {"big": 9_007_199_254_740_993_i64, "neg": -7, "s": "é", "none": null}})
     };
+    // Every header type py-amqp writes: 32- and 64-bit signed ints, doubles (time limits),
+    // void, arrays, tables, booleans.
+    let mut typed = record("rec-v2");
+    typed["time_limit"] = json!(2.5);
+    typed["soft_time_limit"] = json!(1.5);
+    typed["headers"] = json!({"x-big": 1_i64 << 40, "x-neg": -5, "x-list": [1, "a", null],
+                              "x-table": {"k": 1.5, "n": null}, "x-flag": true});
     let v2 = client(json!({"queue": q.name, "calls": [
-        record("rec-v2"),
+        typed,
         {"name": "log", "kwargs": {"hello": "world"}, "get": 10},
     ]}))
     .await;
@@ -519,4 +526,47 @@ async fn a_celery_dead_letter_replays_to_the_celery_queue() {
         "{stray} exists"
     );
     w.shutdown().await;
+}
+
+#[test]
+fn celery_queues_are_validated_like_queues() {
+    let ns = TestNs::new("cel-config");
+    let parse =
+        |worker: &str| Settings::from_toml(&format!("{}[worker]\n{worker}\n", ns.base_toml()));
+    let s = parse(
+        r#"queues = ["q"]
+celery_queues = ["celery", "reports"]"#,
+    )
+    .unwrap();
+    assert_eq!(s.worker.celery_queues, ["celery", "reports"]);
+    assert!(parse(r#"queues = ["q"]"#)
+        .unwrap()
+        .worker
+        .celery_queues
+        .is_empty());
+    for (bad, field) in [
+        (
+            r#"queues = ["q"]
+celery_queues = ["q"]"#,
+            "worker.celery_queues[0]",
+        ),
+        (
+            r#"queues = ["q"]
+celery_queues = ["a", "a"]"#,
+            "worker.celery_queues[1]",
+        ),
+        (
+            r#"queues = ["q"]
+celery_queues = ["has.dot"]"#,
+            "worker.celery_queues[0]",
+        ),
+        (
+            r#"queues = ["q"]
+celery_queues = [""]"#,
+            "worker.celery_queues[0]",
+        ),
+    ] {
+        let e = parse(bad).unwrap_err().to_string();
+        assert!(e.contains(field), "{bad}: {e}");
+    }
 }

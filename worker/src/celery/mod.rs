@@ -40,6 +40,12 @@
 //! # Ok(()) }
 //! ```
 //!
+//! Arguments arrive as kombu's JSON serializer wrote them: a Python `datetime`, `date`, `time`,
+//! `Decimal`, `UUID` or `bytes` argument is a tagged table `{"__type__": "datetime",
+//! "__value__": "2026-12-01T10:00:00+00:00"}`, which a handler's types must expect. An `eta`
+//! is honoured to within the queue's shortest tier (never early), and each wait in a tier is
+//! counted as `deferred`.
+//!
 //! A handler's `Ok(value)` is recorded done and answered `SUCCESS` with `value` (any
 //! `Serialize`); [`TaskError::Retry`](crate::TaskError::Retry) retries through the tiers (no
 //! answer until the last attempt); a permanent failure, arguments that do not fit
