@@ -1,5 +1,8 @@
-//! The life of one delivery: decode → expiry → handler lookup → claim → run → record, ending
-//! in a [`Verdict`] that [`settle`] alone carries out.
+//! The life of one delivery: decode → expiry → handler lookup → eta → claim → run → record,
+//! ending in a [`Verdict`] that [`settle`] alone carries out. A delivery on a Celery queue is
+//! decoded as a Celery call ([`crate::celery::job`]), anything else as an envelope; from the
+//! claim on both are the same. A Celery `eta` still ahead parks the call in a delay tier
+//! before anything is claimed (docs/design.md §12).
 //!
 //! Everything that can be decided without Redis (bad body, expired, unknown task, bad args) is
 //! decided first, so a poison message never touches the dedup store. No handler runs without a
