@@ -2,7 +2,7 @@
 //!
 //! `worker.celery_queues = ["celery"]` makes the worker also consume those queues, declared as
 //! Celery 5 declares them (see `drumbeat_common::amqp::Topology::with_celery_queues`). A
-//! message there is a Celery protocol v2 (or v1) JSON call ([`decode`]); its task name selects
+//! message there is a Celery protocol v2 (or v1) JSON call (`decode`); its task name selects
 //! the handler — one registered with [`WorkerBuilder::celery_task`](crate::WorkerBuilder::celery_task),
 //! or a plain one such as the built-in `http` and `log`, which then get the call's keyword
 //! arguments as their `args` (and refuse positional ones as `invalid-args`). The Celery task id
@@ -12,7 +12,7 @@
 //! `{ns}.{queue}.dead`. The AMQP `expiration` a Celery client sets is never copied onto a tier
 //! or dead-letter publish (it would make them vanish). When the call has a `reply_to` and
 //! `ignore_result` is not `true`, the final state is answered like Celery's `rpc://` backend
-//! ([`reply`]); an unknown task is dead-lettered `unknown-task` *and* answered with
+//! (`reply`); an unknown task is dead-lettered `unknown-task` *and* answered with
 //! `NotRegistered`, so an rpc caller does not wait for its timeout.
 //!
 //! ```no_run
