@@ -49,9 +49,7 @@ pub(crate) async fn run(shared: Arc<Shared>, shutdown: CancellationToken) {
     let consume = Connector::new(amqp, format!("drumbeat-worker {} consume", shared.id));
     let (tx, slot) = PublisherSlot::channel();
     let declared = shared
-        .settings
-        .worker
-        .queues
+        .queues()
         .iter()
         .map(|q| TopologyQueue {
             queue: q.clone(),
@@ -101,7 +99,8 @@ impl Session for Consume {
         let session_stop = stop.child_token();
         let _stop_on_exit = session_stop.clone().drop_guard();
         let now = Instant::now();
-        let mut queues: Vec<Queue> = (self.shared.settings.worker.queues.iter().enumerate())
+        let names = self.shared.queues();
+        let mut queues: Vec<Queue> = (names.iter().enumerate())
             .map(|(i, name)| Queue::new(i, name, self.backoff.clone()))
             .collect();
         queues.iter_mut().for_each(|q| q.retry_at = Some(now));
@@ -111,7 +110,7 @@ impl Session for Consume {
             return Ok(lost);
         }
         let worker = &self.shared.settings.worker;
-        tracing::info!(queues = ?worker.queues, prefetch = worker.prefetch, "consuming");
+        tracing::info!(queues = ?names, prefetch = worker.prefetch, "consuming");
         let mut tick = tokio::time::interval(TICK);
         let ended = loop {
             self.set_ready(&queues);
@@ -200,6 +199,7 @@ impl Consume {
             attempt: attempt_of(&delivery.properties),
             delivery,
             id: None,
+            celery: None,
         };
         let stop = session_stop.clone();
         self.tracker.spawn(async move {

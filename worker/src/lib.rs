@@ -61,11 +61,14 @@
 //!   publishes retried until confirmed; `deadletter`: dead-letter headers.
 //! - [`handler`](Handler), `registry`: the handler API and the name → handler map.
 //! - [`builtin`]: the binary's `http` and `log` tasks.
+//! - [`celery`]: Celery calls in (docs/design.md §12) — `decode` (protocol v2/v1), typed
+//!   handlers under Celery names ([`WorkerBuilder::celery_task`]), `reply` (`rpc://` results).
 //! - `metrics`, `status`: Prometheus families, `/status`, [`WorkerHandle`].
 //! - `control`: the presence heartbeat and schedule outcome reports (docs/design.md §10).
 //! - [`dlq`]: the `worker dlq list|replay|purge` commands.
 
 pub mod builtin;
+pub mod celery;
 mod consumer;
 mod control;
 mod deadletter;

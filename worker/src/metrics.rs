@@ -27,7 +27,8 @@ pub enum Outcome {
     Expired,
     /// Its ID had already succeeded; acked without running.
     Duplicate,
-    /// Claimed by another run; republished to the shortest tier without counting an attempt.
+    /// Claimed by another run, or a Celery call whose `eta` is still ahead (docs/design.md
+    /// §12); republished to a delay tier without counting an attempt.
     Deferred,
 }
 

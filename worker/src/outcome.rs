@@ -19,6 +19,8 @@ use drumbeat_common::amqp::{timed, PublisherSlot};
 use drumbeat_common::DeadReason;
 use tokio_util::sync::CancellationToken;
 
+use crate::celery::job::CeleryCall;
+use crate::celery::reply::Answer;
 use crate::control::Settled;
 use crate::deadletter::DeadLetter;
 use crate::metrics::Outcome;
@@ -36,6 +38,8 @@ pub(crate) struct InFlight {
     pub attempt: u32,
     /// The task ID once known (for logs).
     pub id: Option<String>,
+    /// A Celery call's answer needs (docs/design.md §12); `None` for envelopes.
+    pub celery: Option<CeleryCall>,
 }
 
 /// What to do with a delivery, decided once by `process`.
@@ -53,6 +57,9 @@ pub(crate) enum Verdict {
     Dead { reason: DeadReason, error: String },
     /// Claimed by another run: park in the shortest tier without counting an attempt.
     Defer,
+    /// A Celery `eta` still ahead: wait in `tier` without counting an attempt (counted as
+    /// deferred).
+    Delay { tier: Duration },
     /// Leave unacked: the broker requeues it when its channel closes (stopping before a claim,
     /// or a result that could not be recorded before the drain deadline).
     Leave,
@@ -82,6 +89,11 @@ pub(crate) async fn settle(f: &InFlight, verdict: Verdict, stop: &CancellationTo
                 Outcome::Expired => f.report(Settled::Expired, Some(EXPIRED)),
                 _ => {}
             }
+            match outcome {
+                Outcome::Done => f.answer(|c| Answer::Success(c.result_value())).await,
+                Outcome::Expired => f.answer(|_| Answer::Expired).await,
+                _ => {}
+            }
             if acked {
                 f.shared.metrics.outcome(&f.queue, outcome);
             }
@@ -89,6 +101,15 @@ pub(crate) async fn settle(f: &InFlight, verdict: Verdict, stop: &CancellationTo
         Verdict::Defer => {
             tracing::debug!(id = f.id(), queue = %f.queue, "claimed by another run; deferred");
             let tier = policy.tier_at_least(Duration::ZERO);
+            let target = Target::Tier {
+                tier,
+                attempt: f.attempt,
+            };
+            if publish(f, &target, stop).await && f.ack().await {
+                f.shared.metrics.outcome(&f.queue, Outcome::Deferred);
+            }
+        }
+        Verdict::Delay { tier } => {
             let target = Target::Tier {
                 tier,
                 attempt: f.attempt,
@@ -139,6 +160,12 @@ async fn dead(f: &InFlight, reason: DeadReason, error: &str, stop: &Cancellation
     if publish(f, &Target::Dead(letter), stop).await {
         tracing::warn!(id = f.id(), queue = %f.queue, reason = %reason, "dead-lettered");
         f.report(Settled::Dead, Some(&format!("{reason}: {error}")));
+        f.answer(|c| match reason {
+            DeadReason::UnknownTask => Answer::not_registered(&c.task),
+            DeadReason::InvalidArgs => Answer::type_error(error),
+            _ => Answer::failed(error, reason.as_str()),
+        })
+        .await;
         if f.ack().await {
             f.shared.metrics.dead(&f.queue, reason);
         }
@@ -155,6 +182,16 @@ impl InFlight {
         self.shared
             .reports
             .settled(self.id.as_deref(), how, self.attempt, error);
+    }
+
+    /// Answers a Celery caller that waits for a result (a no-op otherwise); call only once the
+    /// outcome is durable.
+    async fn answer(&self, answer: impl FnOnce(&CeleryCall) -> Answer) {
+        let Some(call) = &self.celery else { return };
+        let Some(to) = &call.reply else { return };
+        let answer = answer(call);
+        crate::celery::reply::send(&self.publisher, self.op_timeout(), to, self.id(), &answer)
+            .await;
     }
 
     pub(crate) fn op_timeout(&self) -> Duration {

@@ -1,5 +1,8 @@
-//! The life of one delivery: decode → expiry → handler lookup → claim → run → record, ending
-//! in a [`Verdict`] that [`settle`] alone carries out.
+//! The life of one delivery: decode → expiry → handler lookup → eta → claim → run → record,
+//! ending in a [`Verdict`] that [`settle`] alone carries out. A delivery on a Celery queue is
+//! decoded as a Celery call ([`crate::celery::job`]), anything else as an envelope; from the
+//! claim on both are the same. A Celery `eta` still ahead parks the call in a delay tier
+//! before anything is claimed (docs/design.md §12).
 //!
 //! Everything that can be decided without Redis (bad body, expired, unknown task, bad args) is
 //! decided first, so a poison message never touches the dedup store. No handler runs without a
@@ -42,8 +45,80 @@ pub(crate) async fn handle(mut f: InFlight, stop: CancellationToken) {
     settle(&f, verdict, &stop).await;
 }
 
+/// A delivery decoded, checked and typed: ready to be claimed and run.
+pub(crate) struct Job {
+    pub id: String,
+    pub task: String,
+    pub run: crate::handler::BoxFuture,
+    /// Not to run before (Celery's `eta`).
+    pub eta: Option<chrono::DateTime<chrono::Utc>>,
+}
+
 /// Decides what happens to the delivery; touches Redis and the handler, never the broker.
 async fn process(f: &mut InFlight, stop: &CancellationToken) -> Verdict {
+    let shared = f.shared.clone();
+    let job = if shared.topology.is_celery(&f.queue) {
+        crate::celery::job::prepare(f)
+    } else {
+        envelope_job(f)
+    };
+    let job = match job {
+        Ok(job) => job,
+        Err(verdict) => return verdict,
+    };
+    if let Some(wait) = job
+        .eta
+        .and_then(|eta| (eta - chrono::Utc::now()).to_std().ok())
+    {
+        if !wait.is_zero() {
+            let tier = eta_tier(shared.settings.retry_policy(&f.queue), wait);
+            tracing::debug!(id = %job.id, ?wait, ?tier, "eta in the future; waiting in a delay tier");
+            return Verdict::Delay { tier };
+        }
+    }
+    let Job { id, task, run, .. } = job;
+    let token = format!("{}:{}", shared.id, uuid::Uuid::new_v4().simple());
+    let Some(claim) = claim(f, &id, &token, stop).await else {
+        return Verdict::Leave; // stopping: unacked, the broker requeues it when the channel closes
+    };
+    match claim {
+        Claim::Done => {
+            tracing::info!(id = %id, "already done; acked without running");
+            Verdict::Ack(Outcome::Duplicate)
+        }
+        Claim::Busy => Verdict::Defer,
+        Claim::Lost(n) => {
+            let msg = format!(
+                "worker lost {n} times running attempt {} (killed, aborted or out of memory \
+                 before recording an outcome); not run again",
+                f.attempt
+            );
+            tracing::warn!(id = %id, lost = n, "crash loop: dead-lettering without running");
+            Verdict::dead(DeadReason::MaxAttempts, msg)
+        }
+        Claim::Claimed => {
+            crate::failpoint::abort_on_id(&id);
+            let ran = crate::run::run(&shared, &task, run).await;
+            record(&shared, &id, &token, ran).await
+        }
+    }
+}
+
+/// The tier an `eta` still `wait` away waits in: the longest that does not overshoot it, or
+/// the shortest when even that does — so a call never runs before its `eta`, and at most the
+/// shortest tier late. A far `eta` cycles through the longest tier.
+fn eta_tier(policy: &drumbeat_common::config::RetryPolicy, wait: Duration) -> Duration {
+    let tiers = policy.tiers();
+    let shortest = tiers.first().copied().unwrap_or(policy.backoff_base);
+    tiers
+        .into_iter()
+        .filter(|t| *t <= wait)
+        .max()
+        .unwrap_or(shortest)
+}
+
+/// A drumbeat envelope (docs/design.md §4) decoded and typed, or the verdict that ends it.
+fn envelope_job(f: &mut InFlight) -> Result<Job, Verdict> {
     let shared = f.shared.clone();
     let props = &f.delivery.properties;
     let content_type = props.content_type().as_ref().map(|c| c.as_str());
@@ -55,17 +130,17 @@ async fn process(f: &mut InFlight, stop: &CancellationToken) -> Verdict {
         Ok(env) => env,
         Err(e) => {
             f.id = props.message_id().as_ref().map(|m| m.to_string());
-            return Verdict::dead(e.reason(), e.to_string());
+            return Err(Verdict::dead(e.reason(), e.to_string()));
         }
     };
     f.id = Some(env.id.clone());
     if env.is_expired(chrono::Utc::now()) {
         tracing::info!(id = %env.id, expires_at = ?env.expires_at, "task expired before it started; skipped");
-        return Verdict::Ack(Outcome::Expired);
+        return Err(Verdict::Ack(Outcome::Expired));
     }
     let Some(handler) = shared.registry.get(&env.task) else {
         let msg = format!("no handler registered for task `{}`", env.task);
-        return Verdict::dead(DeadReason::UnknownTask, msg);
+        return Err(Verdict::dead(DeadReason::UnknownTask, msg));
     };
     let meta = Meta {
         id: env.id.clone(),
@@ -75,35 +150,15 @@ async fn process(f: &mut InFlight, stop: &CancellationToken) -> Verdict {
         schedule: env.schedule.clone(),
         fire_time: env.fire_time.clone(),
     };
-    let run = match handler.prepare(meta, env.args) {
-        Ok(run) => run,
-        Err(e) => return Verdict::dead(DeadReason::InvalidArgs, format!("args: {e}")),
-    };
-    let token = format!("{}:{}", shared.id, uuid::Uuid::new_v4().simple());
-    let Some(claim) = claim(f, &env.id, &token, stop).await else {
-        return Verdict::Leave; // stopping: unacked, the broker requeues it when the channel closes
-    };
-    match claim {
-        Claim::Done => {
-            tracing::info!(id = %env.id, "already done; acked without running");
-            Verdict::Ack(Outcome::Duplicate)
-        }
-        Claim::Busy => Verdict::Defer,
-        Claim::Lost(n) => {
-            let msg = format!(
-                "worker lost {n} times running attempt {} (killed, aborted or out of memory \
-                 before recording an outcome); not run again",
-                f.attempt
-            );
-            tracing::warn!(id = %env.id, lost = n, "crash loop: dead-lettering without running");
-            Verdict::dead(DeadReason::MaxAttempts, msg)
-        }
-        Claim::Claimed => {
-            crate::failpoint::abort_on_id(&env.id);
-            let ran = crate::run::run(&shared, &env.task, run).await;
-            record(&shared, &env.id, &token, ran).await
-        }
-    }
+    let run = handler
+        .prepare(meta, env.args)
+        .map_err(|e| Verdict::dead(DeadReason::InvalidArgs, format!("args: {e}")))?;
+    Ok(Job {
+        id: env.id,
+        task: env.task,
+        run,
+        eta: None,
+    })
 }
 
 /// Claims `id`, retrying with capped backoff while Redis fails; `None` when told to stop.

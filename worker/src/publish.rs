@@ -13,6 +13,7 @@
 use std::time::Duration;
 
 use drumbeat_common::amqp::lapin::types::AMQPValue;
+use drumbeat_common::amqp::lapin::BasicProperties;
 use drumbeat_common::amqp::{PublishError, Publisher, ATTEMPT_HEADER};
 use drumbeat_common::backoff::Backoff;
 use tokio_util::sync::CancellationToken;
@@ -100,23 +101,56 @@ fn give_up(f: &InFlight, stop: &CancellationToken) -> Option<&'static str> {
 
 async fn send(f: &InFlight, p: &Publisher, target: &Target<'_>) -> Result<(), PublishError> {
     let d = &f.delivery;
+    let original = without_expiration(&d.properties);
     match target {
         Target::Tier { tier, attempt } => {
-            let mut headers = d.properties.headers().clone().unwrap_or_default();
+            let mut headers = original.headers().clone().unwrap_or_default();
             headers.insert(
                 ATTEMPT_HEADER.into(),
                 AMQPValue::LongLongInt((*attempt).into()),
             );
-            let props = d.properties.clone().with_headers(headers);
+            let props = original.with_headers(headers);
             let queue = f.shared.topology.retry_queue(&f.queue, *tier);
             p.publish("", &queue, &d.data, props).await
         }
         Target::Dead(letter) => {
             letter
-                .publish(p, &f.shared.topology, &d.data, &d.properties)
+                .publish(p, &f.shared.topology, &d.data, &original)
                 .await
         }
     }
+}
+
+/// The delivery's properties without `expiration` (docs/design.md §12): a Celery client sets
+/// it from `expires`, and copied onto a tier it would cut the wait short, onto a dead letter it
+/// would silently delete the letter. The property has no setter to clear it, so the rest is
+/// copied onto fresh properties.
+pub(crate) fn without_expiration(p: &BasicProperties) -> BasicProperties {
+    if p.expiration().is_none() {
+        return p.clone();
+    }
+    let mut out = BasicProperties::default();
+    macro_rules! copy {
+        ($($get:ident => $set:ident),* $(,)?) => {
+            $(if let Some(v) = p.$get().clone() { out = out.$set(v); })*
+        };
+    }
+    copy!(
+        content_type => with_content_type,
+        content_encoding => with_content_encoding,
+        headers => with_headers,
+        delivery_mode => with_delivery_mode,
+        priority => with_priority,
+        correlation_id => with_correlation_id,
+        reply_to => with_reply_to,
+        message_id => with_message_id,
+        timestamp => with_timestamp,
+        kind => with_type,
+        user_id => with_user_id,
+        app_id => with_app_id,
+        cluster_id => with_cluster_id,
+    );
+    out
 }
 
 /// Declares the queue's topology again on the publisher's channel (idempotent).
@@ -135,5 +169,24 @@ async fn redeclare(f: &InFlight, p: &Publisher) {
             tracing::info!(queue = %f.queue, "outcome was unroutable; topology declared again")
         }
         Err(e) => tracing::warn!(queue = %f.queue, error = %e, "re-declaring the topology failed"),
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expiration_is_dropped_and_everything_else_kept() {
+        let p = BasicProperties::default()
+            .with_content_type("application/json".into())
+            .with_correlation_id("c".into())
+            .with_reply_to("r".into())
+            .with_priority(3)
+            .with_expiration("1000".into());
+        let q = without_expiration(&p);
+        assert_eq!(q.expiration(), &None);
+        assert_eq!(q.clone().with_expiration("1000".into()), p);
     }
 }

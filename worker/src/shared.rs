@@ -39,6 +39,14 @@ pub(crate) struct Shared {
     pub reports: Reports,
 }
 
+impl Shared {
+    /// Every queue consumed: drumbeat's, then the Celery queues (docs/design.md §12).
+    pub(crate) fn queues(&self) -> Vec<String> {
+        let w = &self.settings.worker;
+        w.queues.iter().chain(&w.celery_queues).cloned().collect()
+    }
+}
+
 /// The one shutdown deadline every in-flight delivery works to (docs/design.md §6.4): a result
 /// that is ready keeps being recorded (done in Redis, an outcome publish) until the drain's
 /// grace is over, not just until the first stop signal, so a task that succeeded is not run

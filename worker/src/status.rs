@@ -48,9 +48,7 @@ impl WorkerHandle {
     pub fn status(&self) -> serde_json::Value {
         let s = &self.shared;
         let queues: serde_json::Map<String, serde_json::Value> = s
-            .settings
-            .worker
-            .queues
+            .queues()
             .iter()
             .map(|q| {
                 let counts: serde_json::Map<String, serde_json::Value> = Outcome::ALL

@@ -86,6 +86,21 @@ impl WorkerBuilder {
         self
     }
 
+    /// Registers a handler for Celery calls of task `name` (docs/design.md §12; see
+    /// [`crate::celery`]): positional arguments typed as `A`, keyword arguments as `K`, and
+    /// its `Ok` value answered to an `rpc://` caller as the result. Arguments that do not fit
+    /// are dead-lettered `invalid-args`. Names share one namespace with [`task`](Self::task).
+    pub fn celery_task<A, K, R, H>(mut self, name: &str, handler: H) -> Self
+    where
+        A: DeserializeOwned + Send + 'static,
+        K: DeserializeOwned + Send + 'static,
+        R: serde::Serialize + Send + 'static,
+        H: crate::celery::CeleryHandler<A, K, R>,
+    {
+        self.registry.insert_celery(name, handler);
+        self
+    }
+
     /// Registers the worker's metrics in `registry` instead of a private one, so an embedding
     /// program can serve them together with its own.
     pub fn metrics_registry(mut self, registry: MetricsRegistry) -> Self {
@@ -123,7 +138,8 @@ impl WorkerBuilder {
             claim_ttl,
             settings.worker.done_ttl,
         );
-        let topology = Topology::new(&settings.namespace, settings.amqp.connect_timeout);
+        let topology = Topology::new(&settings.namespace, settings.amqp.connect_timeout)
+            .with_celery_queues(&settings.worker.celery_queues);
         let metrics = WorkerMetrics::new(&self.metrics);
         let (reports, recorder) =
             Reports::channel(crate::control::reports::CAPACITY, metrics.reports_dropped());

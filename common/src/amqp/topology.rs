@@ -13,6 +13,15 @@
 //! waiting in a tier could be lost with a node. A quorum tier with at-least-once dead-lettering
 //! keeps the message until the work queue has confirmed it (RabbitMQ ≥ 3.10).
 //!
+//! **Celery queues** ([`Topology::with_celery_queues`], docs/design.md §12) are declared the
+//! way Celery 5 declares them, so a Celery worker or client declaring after us is never
+//! refused: a classic, durable queue *named as Celery names it* (no namespace) with no
+//! arguments, and a durable direct exchange of the same name bound with the queue name. We also
+//! bind it to `{ns}.tasks` with key = queue name (a binding never conflicts with anyone's
+//! declare), so `worker dlq replay` reaches it. Its dead letters and tiers are ours and named as
+//! usual (`{ns}.{queue}.dead`, `{ns}.{queue}.retry.{delay}`); a tier dead-letters through the
+//! default exchange straight to the Celery queue, depending on no binding.
+//!
 //! A queue that already exists with other arguments (a classic tier declared by an older
 //! release, a work queue made by hand) makes the broker answer 406 PRECONDITION_FAILED and close
 //! the channel. §13 says such a queue is used as it is, with one warning, never failing start:
@@ -45,6 +54,8 @@ pub struct Topology {
     op_timeout: Duration,
     /// Queues already warned about as "exists with other arguments".
     warned: Arc<Mutex<HashSet<String>>>,
+    /// Queue names that are Celery's (declared Celery's way, see the module docs).
+    celery: Arc<HashSet<String>>,
 }
 
 /// One queue a component declares on every fresh connection: the publisher of outcomes needs
@@ -80,7 +91,19 @@ impl Topology {
             ns: ns.to_string(),
             op_timeout,
             warned: Arc::default(),
+            celery: Arc::default(),
         }
+    }
+
+    /// The same topology, with `queues` declared and named as Celery's queues (module docs).
+    pub fn with_celery_queues(mut self, queues: &[String]) -> Self {
+        self.celery = Arc::new(queues.iter().cloned().collect());
+        self
+    }
+
+    /// Whether `queue` is one of the Celery queues.
+    pub fn is_celery(&self, queue: &str) -> bool {
+        self.celery.contains(queue)
     }
 
     /// The namespace.
@@ -98,8 +121,11 @@ impl Topology {
         format!("{}.dead", self.ns)
     }
 
-    /// `{ns}.{queue}`
+    /// `{ns}.{queue}`; a Celery queue's own name.
     pub fn work_queue(&self, queue: &str) -> String {
+        if self.is_celery(queue) {
+            return queue.to_string();
+        }
         format!("{}.{queue}", self.ns)
     }
 
@@ -157,6 +183,15 @@ impl Topology {
     async fn queue_set(&self, on: &mut On<'_>, queue: &str) -> Result<(), AmqpError> {
         self.exchange(on.channel(), &self.tasks_exchange()).await?;
         self.exchange(on.channel(), &self.dead_exchange()).await?;
+        if self.is_celery(queue) {
+            // Celery's own declaration: classic, durable, no arguments; its exchange, direct.
+            self.exchange(on.channel(), queue).await?;
+            self.queue(on, queue, FieldTable::default()).await?;
+            self.bind(on.channel(), queue, queue, queue).await?;
+            self.bind(on.channel(), queue, &self.tasks_exchange(), queue)
+                .await?;
+            return self.dead_set(on, queue).await;
+        }
         let mut work = quorum();
         work.insert(
             "x-delivery-limit".into(),
@@ -175,6 +210,11 @@ impl Topology {
             queue,
         )
         .await?;
+        self.dead_set(on, queue).await
+    }
+
+    /// `{ns}.{queue}.dead`, bound to `{ns}.dead` with key = queue.
+    async fn dead_set(&self, on: &mut On<'_>, queue: &str) -> Result<(), AmqpError> {
         self.queue(on, &self.dead_queue(queue), quorum()).await?;
         self.bind(
             on.channel(),
@@ -195,10 +235,13 @@ impl Topology {
             let mut args = quorum();
             let ttl = i64::try_from(tier.as_millis()).unwrap_or(i64::MAX);
             args.insert("x-message-ttl".into(), AMQPValue::LongLongInt(ttl));
-            args.insert(
-                "x-dead-letter-exchange".into(),
-                str_value(&self.tasks_exchange()),
-            );
+            // A Celery queue is reached through the default exchange by its own name.
+            let back = if self.is_celery(queue) {
+                String::new()
+            } else {
+                self.tasks_exchange()
+            };
+            args.insert("x-dead-letter-exchange".into(), str_value(&back));
             args.insert("x-dead-letter-routing-key".into(), str_value(queue));
             args.insert("x-dead-letter-strategy".into(), str_value("at-least-once"));
             args.insert("x-overflow".into(), str_value("reject-publish"));

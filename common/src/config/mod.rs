@@ -139,6 +139,9 @@ pub struct BeatSettings {
 pub struct WorkerSettings {
     /// Queue names to consume (without the namespace prefix).
     pub queues: Vec<String>,
+    /// Celery queues to consume as well (docs/design.md §12), by their own names: Celery owns
+    /// them, so they carry no namespace prefix (their tiers and dead letters do).
+    pub celery_queues: Vec<String>,
     /// Unacked deliveries the broker may push at once.
     pub prefetch: u16,
     /// Handlers running at once.

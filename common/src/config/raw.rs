@@ -99,6 +99,8 @@ impl Default for RawBeat {
 pub struct RawWorker {
     #[serde(default = "default_queues")]
     pub queues: Vec<String>,
+    #[serde(default)]
+    pub celery_queues: Vec<String>,
     #[serde(default = "default_prefetch")]
     pub prefetch: i64,
     #[serde(default = "default_concurrency")]
@@ -119,6 +121,7 @@ impl Default for RawWorker {
     fn default() -> Self {
         Self {
             queues: default_queues(),
+            celery_queues: Vec::new(),
             prefetch: default_prefetch(),
             concurrency: default_concurrency(),
             handler_timeout: default_handler_timeout(),

@@ -44,6 +44,7 @@ impl Settings {
             },
             "worker": {
                 "queues": self.worker.queues,
+                "celery_queues": self.worker.celery_queues,
                 "prefetch": self.worker.prefetch,
                 "concurrency": self.worker.concurrency,
                 "handler_timeout": dur(self.worker.handler_timeout),
@@ -51,7 +52,7 @@ impl Settings {
                 "done_ttl": dur(self.worker.done_ttl),
                 "ops_addr": addr(&self.worker.ops_addr),
                 "retry": retry(&self.worker.retry),
-                "queue_policies": self.worker.queues.iter().map(|q| {
+                "queue_policies": self.worker.queues.iter().chain(&self.worker.celery_queues).map(|q| {
                     let p = self.retry_policy(q);
                     let tiers: Vec<String> = p.tiers().into_iter().map(tier_label).collect();
                     let mut v = retry(p);

@@ -69,6 +69,22 @@ pub(super) fn validate(raw: RawSettings, raw_schedules: Vec<RawSchedule>) -> Res
         }
         queues.push(q);
     }
+    let mut celery_queues: Vec<String> = Vec::new();
+    for (i, q) in w.celery_queues.iter().enumerate() {
+        let path = format!("worker.celery_queues[{i}]");
+        // Same rule as worker.queues: the name is part of `{ns}.{queue}.dead` and its tiers.
+        let q = queue_name(&path, q)?;
+        if queues.contains(&q) {
+            return Err(ConfigError::field(
+                path,
+                "also in worker.queues: one name cannot be a drumbeat and a Celery queue",
+            ));
+        }
+        if celery_queues.contains(&q) {
+            return Err(ConfigError::field(path, "listed twice"));
+        }
+        celery_queues.push(q);
+    }
     let prefetch = positive("worker.prefetch", w.prefetch)?;
     let prefetch = u16::try_from(prefetch)
         .map_err(|_| ConfigError::field("worker.prefetch", "must be at most 65535"))?;
@@ -81,6 +97,7 @@ pub(super) fn validate(raw: RawSettings, raw_schedules: Vec<RawSchedule>) -> Res
     }
     let worker = WorkerSettings {
         queues,
+        celery_queues,
         prefetch,
         concurrency: usize::try_from(bounds::count(
             "worker.concurrency",

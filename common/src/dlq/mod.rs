@@ -90,7 +90,13 @@ pub fn queues(
 ) -> Result<Vec<String>, DlqError> {
     match queue {
         Some(q) => Ok(vec![queue_name(field, q)?]),
-        None => Ok(settings.worker.queues.clone()),
+        None => Ok(settings
+            .worker
+            .queues
+            .iter()
+            .chain(&settings.worker.celery_queues)
+            .cloned()
+            .collect()),
     }
 }
 

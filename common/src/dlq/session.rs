@@ -22,7 +22,8 @@ impl Session {
     pub async fn open(settings: &Settings, queues: &[String]) -> Result<Self, AmqpError> {
         let connector = Connector::new(&settings.amqp, "drumbeat-dlq");
         let conn = connector.connect_once().await?;
-        let topology = Topology::new(&settings.namespace, settings.amqp.connect_timeout);
+        let topology = Topology::new(&settings.namespace, settings.amqp.connect_timeout)
+            .with_celery_queues(&settings.worker.celery_queues);
         let ch = timed(
             "channel.open",
             settings.amqp.connect_timeout,
