@@ -28,6 +28,7 @@ pub mod api;
 pub mod app;
 pub mod book;
 pub mod catchup;
+pub mod celery;
 pub mod clock;
 pub mod ctl;
 pub mod cursor;

@@ -4,6 +4,7 @@
 
 mod api;
 mod beat;
+mod celery;
 mod common;
 mod ctl;
 mod e2e;
