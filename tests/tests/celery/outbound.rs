@@ -406,3 +406,69 @@ fn beat_check_refuses_celery_args_that_are_not_an_array_and_kwargs_not_a_table()
         assert!(stderr.contains(field), "{extra:?}: {stderr}");
     }
 }
+
+/// `beat --config CFG ctl ARGS… --json`, expecting exit 0.
+async fn ctl_json(cfg: &std::path::Path, args: &[&str]) -> Value {
+    let mut cmd = tokio::process::Command::new(bin_path("beat"));
+    cmd.arg("--config")
+        .arg(cfg)
+        .arg("ctl")
+        .args(args)
+        .arg("--json");
+    let out = tokio::time::timeout(LONG, cmd.output())
+        .await
+        .expect("ctl finished")
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "ctl {args:?}: {stderr}");
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctl_trigger_and_backfill_publish_celery_messages_too() {
+    let ns = TestNs::new("celery-out-ctl");
+    let queue = format!("{}.celery", ns.ns);
+    let celery = CeleryWorker::start(&ns, &queue);
+    celery.ready().await;
+    let cfg = ns.config_file("beat.toml", &beat_toml(&queue, ""));
+    let manual = ctl_json(&cfg, &["trigger", SCHEDULE]).await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let to = DateTime::from_timestamp(Utc::now().timestamp() - 60, 0).unwrap();
+    let rfc = |t: DateTime<Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let (from_s, to_s) = (rfc(to - Span::seconds(3)), rfc(to));
+    let backfill = ctl_json(
+        &cfg,
+        &["backfill", SCHEDULE, "--from", &from_s, "--to", &to_s],
+    )
+    .await;
+    assert_eq!(backfill["published"], 3, "{backfill}");
+    let mut want: Vec<String> = (0..3)
+        .map(|i| format!("sched:{SCHEDULE}:{}", rfc(to - Span::seconds(i))))
+        .collect();
+    want.push(manual.clone());
+    want.sort();
+
+    let runs = poll_until(
+        "celery to run the trigger and the backfill",
+        LONG,
+        || async {
+            let runs = celery.runs();
+            (runs.len() >= 4).then_some(runs)
+        },
+    )
+    .await;
+    let mut got: Vec<String> = runs.iter().map(|r| r.fire_id.clone().unwrap()).collect();
+    got.sort();
+    assert_eq!(got, want);
+    let (args, kwargs) = want_args();
+    for r in &runs {
+        assert_eq!(r.id, uuid5(r.fire_id.as_deref().unwrap()));
+        assert_eq!((&r.args, &r.kwargs), (&args, &kwargs));
+        assert_eq!(r.routing_key.as_deref(), Some(queue.as_str()));
+        // Both expire `expires` after the publish, not after a fire time in the past.
+        let expires = DateTime::parse_from_rfc3339(r.expires.as_deref().unwrap()).unwrap();
+        assert!(expires > Utc::now() + Span::minutes(55), "{expires}");
+    }
+}
