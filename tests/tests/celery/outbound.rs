@@ -472,3 +472,90 @@ async fn ctl_trigger_and_backfill_publish_celery_messages_too() {
         assert!(expires > Utc::now() + Span::minutes(55), "{expires}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn celery_discards_the_held_fires_whose_expires_passed_and_runs_the_rest() {
+    let ns = TestNs::new("celery-out-expires");
+    let queue = format!("{}.celery", ns.ns);
+    let extra = "misfire_grace = \"30s\"\ncatch_up = \"all\"\n";
+    let toml = beat_toml(&queue, extra).replace("expires = \"1h\"", "expires = \"2s\"");
+    let cfg = ns.config_file("beat.toml", &toml);
+    let mut b1 = start_leader(&ns, &cfg, "b1", &[]).await;
+    let first_fail = wait_log(&b1, RETURNED, 1, LONG).await;
+    poll_until("the beat to retry for 4 s", LONG, || async {
+        log_times(&b1, RETURNED)
+            .into_iter()
+            .find(|t| *t >= first_fail + Span::seconds(4))
+    })
+    .await;
+    let started = Utc::now();
+    let celery = CeleryWorker::start(&ns, &queue);
+    celery.ready().await;
+    // The beat's retry backoff may still run a while: the first delivery marks its end, and
+    // every fire due after it is published on time.
+    poll_until("celery to receive the held fires", LONG, || async {
+        celery.log_text().contains("] received").then_some(())
+    })
+    .await;
+    let delivered = Utc::now();
+    poll_until(
+        "celery to run fires due after the first delivery",
+        LONG,
+        || async {
+            let runs = celery.runs();
+            runs.iter()
+                .any(|r| r.fire_time() >= delivered + Span::seconds(2))
+                .then_some(())
+        },
+    )
+    .await;
+    stop_clean(&mut b1);
+    let last = cursor(&ns, REDIS_URL).await.expect("a cursor");
+    let first = DateTime::from_timestamp(first_fail.timestamp(), 0).unwrap();
+    let times: Vec<DateTime<Utc>> = (0..=(last - first).num_seconds())
+        .map(|s| first + Span::seconds(s))
+        .collect();
+    let id_of = |t: &DateTime<Utc>| {
+        uuid5(&format!(
+            "sched:{SCHEDULE}:{}",
+            t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        ))
+    };
+    // Every fire the beat confirmed reaches Celery: run, or discarded as expired.
+    let (ran, discarded) = poll_until("celery to run or discard every fire", LONG, || async {
+        let ran = by_time(&celery.runs());
+        let discarded: Vec<String> = celery
+            .log_text()
+            .lines()
+            .filter(|l| l.contains("Discarding revoked task"))
+            .filter_map(|l| {
+                l.rsplit_once('[')
+                    .map(|x| x.1.trim_end_matches(']').to_string())
+            })
+            .collect();
+        times
+            .iter()
+            .all(|t| ran.contains_key(t) || discarded.contains(&id_of(t)))
+            .then_some((ran, discarded))
+    })
+    .await;
+    let mut expired = 0;
+    for t in &times {
+        let (was_run, was_discarded) = (ran.contains_key(t), discarded.contains(&id_of(t)));
+        assert!(!(was_run && was_discarded), "{t}: both run and discarded");
+        if *t + Span::seconds(2) < started {
+            assert!(was_discarded, "{t} expired before celery started, yet ran");
+            expired += 1;
+        }
+    }
+    assert!(
+        ran.keys().any(|t| *t >= delivered + Span::seconds(2)),
+        "fires published on time ran"
+    );
+    println!(
+        "celery discarded {} fires ({expired} expired before it started), ran {} of {first}..{last}",
+        discarded.len(),
+        ran.len()
+    );
+    assert!(expired >= 2, "too few fires held past their expiry to tell");
+}
