@@ -84,8 +84,11 @@ impl Beat {
         let lease = Lease::new(redis.clone(), &s.namespace, &self.id, s.beat.lease_ttl);
         let cursors = Cursors::new(redis.clone(), &s.namespace, lease.key());
         let topology = Topology::new(&s.namespace, s.amqp.connect_timeout);
+        // Celery queues are Celery's to declare (docs/design.md §12): a missing one is an
+        // unroutable fire, retried with its cursor held.
         let queues: Vec<String> = schedules
             .iter()
+            .filter(|x| !x.format.is_celery())
             .map(|x| x.queue.clone())
             .collect::<BTreeSet<_>>()
             .into_iter()

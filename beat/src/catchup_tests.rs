@@ -14,6 +14,7 @@ fn schedule(trigger: Trigger, grace: u64, catch_up: CatchUp) -> Schedule {
         misfire_grace: Duration::from_secs(grace),
         catch_up,
         expires: None,
+        format: drumbeat_common::config::MessageFormat::Drumbeat,
     }
 }
 

@@ -29,6 +29,7 @@ pub mod api;
 pub mod app;
 pub mod book;
 pub mod catchup;
+pub mod celery;
 pub mod clock;
 pub mod console;
 pub mod ctl;

@@ -18,6 +18,7 @@ fn every(name: &str, secs: u64, grace: u64, catch_up: CatchUp) -> Arc<Schedule> 
         misfire_grace: Duration::from_secs(grace),
         catch_up,
         expires: None,
+        format: drumbeat_common::config::MessageFormat::Drumbeat,
     })
 }
 

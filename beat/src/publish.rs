@@ -4,10 +4,15 @@
 //! awaited together, so 10 000 fires cost a few round trips rather than 10 000. The fence is
 //! checked before each send; a fire sent just before the deadline may still land, which is safe
 //! because its ID is deterministic and the worker runs each ID once.
+//!
+//! A fire is an [`Envelope`] to the namespace's tasks exchange, or for `format = "celery"` a
+//! Celery message to the schedule's own exchange and queue (docs/design.md §12); [`outgoing`]
+//! makes either from the envelope, so the fire id and expiry are decided in one place.
 
 use chrono::{DateTime, SecondsFormat, Utc};
+use drumbeat_common::amqp::lapin::BasicProperties;
 use drumbeat_common::amqp::{task_properties, PendingConfirm, PublishError, Publisher, Topology};
-use drumbeat_common::config::Schedule;
+use drumbeat_common::config::{MessageFormat, Schedule};
 use drumbeat_common::Envelope;
 use futures::stream::{FuturesUnordered, StreamExt};
 
@@ -58,6 +63,49 @@ pub fn expires_at(schedule: &Schedule, at: DateTime<Utc>) -> Option<DateTime<Utc
         .and_then(|e| at.checked_add_signed(e))
 }
 
+/// One fire as it goes on the wire.
+#[derive(Debug, Clone)]
+pub struct Outgoing {
+    /// Exchange published to.
+    pub exchange: String,
+    /// Routing key: the schedule's queue (namespaced by the exchange's bindings for drumbeat
+    /// fires; Celery's own queue name through the default exchange for Celery ones).
+    pub routing_key: String,
+    /// Message body.
+    pub body: Vec<u8>,
+    /// Properties and headers.
+    pub properties: BasicProperties,
+}
+
+/// `env` (a fire of `schedule`) as `schedule.format` says: the envelope itself to
+/// `tasks_exchange`, or a Celery message carrying its id, `expires_at`, and the schedule's
+/// args and kwargs to `celery_exchange`.
+pub fn outgoing(schedule: &Schedule, env: &Envelope, tasks_exchange: &str) -> Outgoing {
+    match &schedule.format {
+        MessageFormat::Drumbeat => Outgoing {
+            exchange: tasks_exchange.to_string(),
+            routing_key: schedule.queue.clone(),
+            body: env.encode(),
+            properties: task_properties(&env.id, 1),
+        },
+        MessageFormat::Celery(c) => {
+            let m = crate::celery::message(
+                &schedule.task,
+                &env.id,
+                &schedule.args,
+                &c.kwargs,
+                env.expires_at,
+            );
+            Outgoing {
+                exchange: c.exchange.clone(),
+                routing_key: schedule.queue.clone(),
+                body: m.body,
+                properties: m.properties,
+            }
+        }
+    }
+}
+
 /// Publishes `fires` pipelined, with up to [`WINDOW`] confirms outstanding at any moment (a
 /// sliding window: the pipe never drains at a window boundary); one result per fire, in order.
 pub async fn publish_batch(
@@ -79,14 +127,9 @@ pub async fn publish_batch(
             results[i] = Some(Err(FireError::Fenced));
             continue;
         }
-        let env = envelope(schedule, *at);
+        let out = outgoing(schedule, &envelope(schedule, *at), &exchange);
         let sent = publisher
-            .start(
-                &exchange,
-                &schedule.queue,
-                &env.encode(),
-                task_properties(&env.id, 1),
-            )
+            .start(&out.exchange, &out.routing_key, &out.body, out.properties)
             .await;
         match sent {
             Ok(pending) => in_flight.push(wait(i, pending)),
@@ -125,6 +168,7 @@ mod tests {
             misfire_grace: Duration::from_secs(60),
             catch_up: CatchUp::Latest,
             expires,
+            format: MessageFormat::Drumbeat,
         }
     }
 

@@ -1,22 +1,24 @@
 //! The broker side of one `trigger` or `backfill`: one connection (no retry: an unreachable
 //! broker is a runtime failure the caller reports), the schedule's queue declared first
-//! (idempotent, so a trigger works before any worker ran), and a confirm-mode channel. Every
-//! call is under the config's `connect_timeout` or `confirm_timeout`.
+//! (idempotent, so a trigger works before any worker ran) unless it is a Celery queue (its
+//! arguments are Celery's, docs/design.md §12), and a confirm-mode channel. Every call is
+//! under the config's `connect_timeout` or `confirm_timeout`.
 
 use drumbeat_common::amqp::lapin::uri::AMQPUri;
 use drumbeat_common::amqp::lapin::{BasicProperties, Connection};
 use drumbeat_common::amqp::{
-    task_properties, timed, AmqpError, Connector, PendingConfirm, PublishError, Publisher,
-    Topology, TopologyQueue,
+    timed, AmqpError, Connector, PendingConfirm, PublishError, Publisher, Topology, TopologyQueue,
 };
-use drumbeat_common::{Envelope, Settings};
+use drumbeat_common::config::Schedule;
+use drumbeat_common::Settings;
+
+use crate::publish::Outgoing;
 
 /// A connection and a confirming publisher for one control action.
 pub(super) struct Broker {
     conn: Connection,
     publisher: Publisher,
     exchange: String,
-    queue: String,
     /// The AMQP user of `amqp.url`, sent as `user_id`: RabbitMQ checks it against the
     /// connection's user, and workers run reserved ids (`sched:`, `manual:`) only from the
     /// users in `worker.beat_users` (docs/design.md §14).
@@ -25,21 +27,24 @@ pub(super) struct Broker {
 }
 
 impl Broker {
-    /// Connects, declares `queue`'s topology and opens a confirm-mode channel.
-    pub(super) async fn open(settings: &Settings, queue: &str) -> Result<Self, AmqpError> {
+    /// Connects, declares the topology of `schedule`'s queue (not a Celery one) and opens a
+    /// confirm-mode channel.
+    pub(super) async fn open(settings: &Settings, schedule: &Schedule) -> Result<Self, AmqpError> {
+        let declared: Vec<TopologyQueue> = if schedule.format.is_celery() {
+            Vec::new()
+        } else {
+            vec![TopologyQueue {
+                queue: schedule.queue.clone(),
+                retry: None,
+            }]
+        };
         let connector = Connector::new(&settings.amqp, "drumbeat-ctl");
         let conn = connector.connect_once().await?;
         let topology = Topology::new(&settings.namespace, settings.amqp.connect_timeout);
         let ready = async {
-            topology
-                .declare(
-                    &conn,
-                    &[TopologyQueue {
-                        queue: queue.to_string(),
-                        retry: None,
-                    }],
-                )
-                .await?;
+            if !declared.is_empty() {
+                topology.declare(&conn, &declared).await?;
+            }
             Publisher::open(
                 &conn,
                 settings.amqp.connect_timeout,
@@ -66,26 +71,29 @@ impl Broker {
             conn,
             publisher,
             exchange: topology.tasks_exchange(),
-            queue: queue.to_string(),
             user,
             settings: settings.clone(),
         })
     }
 
-    /// Sends `env` (persistent, mandatory); await the confirm on the result.
-    pub(super) async fn start(&self, env: &Envelope) -> Result<PendingConfirm, PublishError> {
+    /// The namespace's tasks exchange, where drumbeat-format fires go.
+    pub(super) fn tasks_exchange(&self) -> &str {
+        &self.exchange
+    }
+
+    /// Sends `out` (persistent, mandatory); await the confirm on the result.
+    pub(super) async fn start(&self, out: &Outgoing) -> Result<PendingConfirm, PublishError> {
         self.publisher
             .start(
-                &self.exchange,
-                &self.queue,
-                &env.encode(),
-                self.properties(&env.id),
+                &out.exchange,
+                &out.routing_key,
+                &out.body,
+                self.with_user(out.properties.clone()),
             )
             .await
     }
 
-    fn properties(&self, id: &str) -> BasicProperties {
-        let props = task_properties(id, 1);
+    fn with_user(&self, props: BasicProperties) -> BasicProperties {
         match &self.user {
             Some(u) => props.with_user_id(u.as_str().into()),
             None => props,

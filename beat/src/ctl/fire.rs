@@ -21,7 +21,7 @@ use super::lookup::check_name;
 use super::range::{fire_times, Range};
 use super::view::utc;
 use super::{Ctl, CtlError};
-use crate::publish::{envelope, expires_at, fire_id};
+use crate::publish::{envelope, expires_at, fire_id, outgoing};
 
 /// Confirms outstanding at most during a backfill (the beat's own window).
 const WINDOW: usize = 4096;
@@ -40,8 +40,9 @@ pub(super) async fn trigger(
     let mut env = envelope(schedule, now);
     env.id = format!("manual:{name}:{}", uuid::Uuid::new_v4());
     env.trigger = Some(MANUAL_TRIGGER.into());
-    let broker = Broker::open(&ctl.settings, &schedule.queue).await?;
-    let sent = match broker.start(&env).await {
+    let broker = Broker::open(&ctl.settings, schedule).await?;
+    let out = outgoing(schedule, &env, broker.tasks_exchange());
+    let sent = match broker.start(&out).await {
         Ok(pending) => pending.wait().await,
         Err(e) => Err(e),
     };
@@ -86,8 +87,8 @@ pub(super) async fn backfill(
             env
         })
         .collect();
-    let broker = Broker::open(&ctl.settings, &schedule.queue).await?;
-    let (confirmed, latest, result) = publish_all(&broker, &envs).await;
+    let broker = Broker::open(&ctl.settings, schedule).await?;
+    let (confirmed, latest, result) = publish_all(&broker, schedule, &envs).await;
     broker.close().await;
     if let Some(i) = latest {
         ctl.recorded(range.name, confirmed as u64, &envs[i]).await;
@@ -118,6 +119,7 @@ pub(super) async fn backfill(
 /// failure. Returns how many were confirmed, the index of the latest confirmed, and the result.
 async fn publish_all(
     broker: &Broker,
+    schedule: &drumbeat_common::config::Schedule,
     envs: &[Envelope],
 ) -> (usize, Option<usize>, Result<(), CtlError>) {
     let mut in_flight = FuturesUnordered::new();
@@ -139,7 +141,10 @@ async fn publish_all(
                 }
             }
         }
-        match broker.start(env).await {
+        match broker
+            .start(&outgoing(schedule, env, broker.tasks_exchange()))
+            .await
+        {
             Ok(pending) => in_flight.push(async move {
                 let r = pending.wait().await.map_err(|source| CtlError::Publish {
                     id: env.id.clone(),

@@ -110,6 +110,7 @@ mod tests {
             misfire_grace: Duration::from_secs(60),
             catch_up: CatchUp::Latest,
             expires: None,
+            format: drumbeat_common::config::MessageFormat::Drumbeat,
         }
     }
 

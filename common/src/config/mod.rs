@@ -7,6 +7,7 @@
 
 pub mod bounds;
 mod env;
+mod format;
 mod raw;
 pub mod retry;
 mod runtime;
@@ -21,6 +22,7 @@ use std::time::Duration;
 
 use chrono_tz::Tz;
 
+pub use format::{CeleryFormat, MessageFormat};
 pub use retry::RetryPolicy;
 pub use runtime::{parse_schedules_file, RuntimeSpec, MAX_SPEC_BYTES};
 pub use tokens::{OpsTokens, MIN_TOKEN_LEN};
@@ -196,7 +198,8 @@ pub struct Schedule {
     pub trigger: Trigger,
     /// Zone whose wall clock a cron is read in.
     pub timezone: Tz,
-    /// Task input carried in each fire.
+    /// Task input carried in each fire; for `format = "celery"` always an array (the
+    /// positional arguments).
     pub args: serde_json::Value,
     /// A fire at most this late is still sent.
     pub misfire_grace: Duration,
@@ -204,6 +207,8 @@ pub struct Schedule {
     pub catch_up: CatchUp,
     /// Each fire expires this long after its fire time, when set.
     pub expires: Option<Duration>,
+    /// What each fire is published as (docs/design.md §12).
+    pub format: MessageFormat,
 }
 
 impl Settings {

@@ -168,8 +168,8 @@ pub struct RawQueue {
 pub struct RawSchedule {
     pub name: String,
     pub task: String,
-    #[serde(default = "default_queue")]
-    pub queue: String,
+    /// `None`: the format's default (`default`, or `celery` for `format = "celery"`).
+    pub queue: Option<String>,
     pub cron: Option<String>,
     #[serde(default, with = "humantime_serde")]
     pub every: Option<Duration>,
@@ -184,6 +184,12 @@ pub struct RawSchedule {
     pub catch_up: String,
     #[serde(default, with = "humantime_serde")]
     pub expires: Option<Duration>,
+    /// `"drumbeat"` (the default) or `"celery"` (docs/design.md §12).
+    pub format: Option<String>,
+    /// Celery keyword arguments; only with `format = "celery"`.
+    pub kwargs: Option<serde_json::Value>,
+    /// Exchange a Celery message is published to; only with `format = "celery"`.
+    pub celery_exchange: Option<String>,
 }
 
 fn default_namespace() -> String {
@@ -216,7 +222,7 @@ fn default_worker_ops() -> String {
 fn default_queues() -> Vec<String> {
     vec![default_queue()]
 }
-fn default_queue() -> String {
+pub(super) fn default_queue() -> String {
     "default".into()
 }
 fn default_prefetch() -> i64 {

@@ -7,6 +7,7 @@ use std::time::Duration;
 use chrono_tz::Tz;
 
 use super::bounds::{self, quote};
+use super::format;
 use super::raw::{RawRetry, RawSchedule, RawSettings};
 use super::tokens::{self, OpsTokens};
 use super::{
@@ -165,7 +166,7 @@ pub(super) fn schedule(path: &str, s: &RawSchedule) -> Result<Schedule> {
             "must be 1-200 characters",
         ));
     }
-    let queue = queue_name(&field("queue"), &s.queue)?;
+    let formatted = format::formatted(path, s, queue_name)?;
     let timezone: Tz = s.timezone.parse().map_err(|_| {
         ConfigError::field(
             field("timezone"),
@@ -215,13 +216,14 @@ pub(super) fn schedule(path: &str, s: &RawSchedule) -> Result<Schedule> {
     Ok(Schedule {
         name,
         task: s.task.clone(),
-        queue,
+        queue: formatted.queue,
         trigger,
         timezone,
-        args: s.args.clone(),
+        args: formatted.args,
         misfire_grace: s.misfire_grace,
         catch_up,
         expires: s.expires,
+        format: formatted.format,
     })
 }
 

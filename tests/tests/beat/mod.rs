@@ -9,6 +9,6 @@ mod lease_steal;
 mod ledger;
 mod outage;
 mod race;
-mod support;
+pub(crate) mod support;
 mod trigger_change;
 mod unroutable;
