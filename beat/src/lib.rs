@@ -16,14 +16,19 @@
 //! - [`plan`]: the min-heap of next fires.
 //! - [`publish`]: fire IDs, envelopes and pipelined confirmed publishing.
 //! - [`link`]: the supervised broker connection.
+//! - [`roster`]: every schedule (file, then runtime) by stable index.
+//! - [`overlay`]: runtime state (pauses, resume marks, runtime schedules) polled from Redis.
 //! - [`ticker`]: the fire loop that ties them together while leading; [`term`] starts a
-//!   term, [`send`] publishes one turn's fires, [`flush`] writes owed cursors, [`skips`]
-//!   counts and logs catch-up skips.
+//!   term, [`apply`] applies a new overlay mid-term, [`send`] publishes one turn's fires,
+//!   [`flush`] writes owed cursors, [`skips`] counts and logs skips (catch-up and paused).
+//! - [`recorder`]: per-schedule stats (`sent`, `last_fire`, skips) written off the hot path.
+//! - [`presence`]: the beat's heartbeat for `ctl list`.
 //! - [`app`]: builds and runs a [`Beat`].
 //! - [`metrics`]: Prometheus counters and `/status`.
 //! - [`preview`]: `beat check` / `beat schedules --next N` output.
 
 pub mod app;
+pub mod apply;
 pub mod book;
 pub mod catchup;
 pub mod clock;
@@ -33,10 +38,14 @@ pub mod flush;
 pub mod lease;
 pub mod link;
 pub mod metrics;
+pub mod overlay;
 pub mod plan;
+pub mod presence;
 pub mod preview;
 pub mod publish;
+pub mod recorder;
 pub mod renew;
+pub mod roster;
 pub mod send;
 pub mod skips;
 pub mod term;
