@@ -228,12 +228,14 @@ impl Ticker {
         }
     }
 
-    /// The poll loop's overlay, when it supersedes the applied one.
+    /// The poll loop's overlay, when it supersedes the applied one. Compared every turn (a
+    /// pointer clone and two integers) rather than trusting the channel's "changed" flag,
+    /// which the sleep's `changed()` already consumed.
     fn fresh_overlay(&mut self) -> Option<Arc<Overlay>> {
-        if !self.overlays.has_changed().unwrap_or(false) {
+        let o = self.overlays.borrow_and_update().clone()?;
+        if self.applied.as_ref().is_some_and(|a| Arc::ptr_eq(a, &o)) {
             return None;
         }
-        let o = self.overlays.borrow_and_update().clone()?;
         match &self.applied {
             Some(a) if !o.supersedes(a) => None,
             _ => Some(o),
