@@ -49,10 +49,10 @@ impl Ticker {
         }
         tracing::info!(
             schedules = live.len(),
-            runtime = overlay.runtime.len(),
-            held,
             new,
             changed,
+            runtime = overlay.runtime.len(),
+            held,
             version = overlay.version,
             "leading: resuming from cursors"
         );

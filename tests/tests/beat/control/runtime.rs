@@ -9,7 +9,7 @@ use drumbeat_common::control::ControlStore;
 use drumbeat_tests::{poll_until, Proc, TestNs};
 use serde_json::json;
 
-use super::super::support::{start_leader, stop_clean, wait_log};
+use super::super::support::{log_of, start_leader, stop_clean, wait_log};
 use super::support::{store, Tally};
 
 const LONG: Duration = Duration::from_secs(20);
@@ -138,4 +138,59 @@ async fn runtime_schedules_start_change_and_stop_without_a_restart() {
         !beats.iter().any(|x| x.id == "b1"),
         "presence removed on a clean stop: {beats:?}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_or_clashing_runtime_records_are_ignored_with_one_warning_per_version() {
+    let ns = TestNs::new("beat-rtbad");
+    let cfg = ns.config_file("beat.toml", &config());
+    let store = store(&ns);
+    let tally = Tally::start(&ns);
+    let mut b = start_leader(&ns, &cfg, "b1", &[]).await;
+    tally.wait_after("tick", Utc::now(), LONG).await;
+    // The store writes what it is given (`beat ctl` validates first); the beat validates again.
+    let records = vec![
+        (
+            "tick".to_string(),
+            json!({"name": "tick", "task": "log", "every": "1h"}),
+        ),
+        ("bad".to_string(), json!({"name": "bad", "task": "log"})),
+        ("rt".to_string(), every_second()),
+    ];
+    let v = store.apply(&records, "test", None).await.unwrap();
+    let at = applied(&b, v).await;
+    tally.wait_after("rt", at, LONG).await;
+    tally.wait_after("tick", at + Span::seconds(3), LONG).await;
+    let clash = "runtime schedule has a file schedule's name; the file wins";
+    let invalid = "invalid runtime schedule record; ignored";
+    let count = |needle: &str| log_of(&b).matches(needle).count();
+    assert_eq!(count(clash), 1, "one warning for the clash in version {v}");
+    assert_eq!(
+        count(invalid),
+        1,
+        "one warning for the bad record in version {v}"
+    );
+    assert!(
+        log_of(&b).contains("ctl.schedules.bad"),
+        "the error names the record"
+    );
+    let ticks: Vec<_> = tally
+        .fires("tick")
+        .into_iter()
+        .filter(|f| *f > at)
+        .collect();
+    assert!(
+        ticks.windows(2).all(|w| w[1] - w[0] == Span::seconds(1)) && ticks.len() >= 3,
+        "the file's `tick` keeps its 1s trigger: {ticks:?}"
+    );
+    // A new version is validated (and warned about) again, once.
+    let v2 = store
+        .apply(&[("rt".to_string(), every_second())], "test", None)
+        .await
+        .unwrap();
+    let at2 = applied(&b, v2).await;
+    tally.wait_after("tick", at2 + Span::seconds(2), LONG).await;
+    assert_eq!(count(clash), 2, "warned again for version {v2}");
+    assert_eq!(count(invalid), 2, "warned again for version {v2}");
+    stop_clean(&mut b);
 }
