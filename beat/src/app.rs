@@ -93,7 +93,9 @@ impl Beat {
             .collect();
         let (role_tx, role_rx) = watch::channel(Role::Standby);
         let (pub_tx, pub_rx) = watch::channel::<Option<Publisher>>(None);
-        let control = ControlStore::new(redis.clone(), &s.namespace);
+        // The control plane's reads and stats writes get their own connection: a large stats
+        // batch or overlay snapshot must never queue in front of a lease renew (§6.1).
+        let control = ControlStore::new(Redis::new(&s.redis)?, &s.namespace);
         let files: HashSet<String> = schedules.iter().map(|x| x.name.clone()).collect();
         let reader = OverlayReader::new(control.clone(), files);
         let (overlay_tx, overlay_rx) = watch::channel(None);

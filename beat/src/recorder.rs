@@ -6,7 +6,8 @@
 //! and the channel is full the report is dropped and counted (`stats_reports_dropped`). The
 //! [`record_loop`] task merges reports by schedule and writes them every [`BATCH_EVERY`]; a
 //! failed write keeps the merged totals and is retried with the next batch, so a Redis blip
-//! loses nothing and one write carries everything since.
+//! loses nothing and one write carries everything since. The recorder uses the beat's side
+//! Redis connection (not the lease's), so a large batch never queues in front of a renew.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -21,8 +22,11 @@ use crate::metrics::BeatMetrics;
 
 /// How often merged reports are written.
 pub const BATCH_EVERY: Duration = Duration::from_millis(300);
-/// Reports (one per turn of the fire loop) the channel holds before dropping.
-pub const CAPACITY: usize = 256;
+/// Reports (at most two per turn of the fire loop) the channel holds before dropping: the
+/// recorder drains it between writes, so this only bounds memory while a write is slow.
+pub const CAPACITY: usize = 64;
+/// Schedules per stats pipeline.
+const CHUNK: usize = 1000;
 /// At most one warning per this long about dropped reports or failed writes.
 const WARN_EVERY: Duration = Duration::from_secs(30);
 
@@ -157,21 +161,34 @@ async fn write(store: &ControlStore, pending: &mut Pending, warned: &Mutex<Optio
     if pending.is_empty() {
         return;
     }
-    let fires: Vec<FireRecord> = pending.fires.values().cloned().collect();
-    let skips: Vec<(String, SkipReason, u64)> = pending
-        .skips
-        .iter()
-        .map(|((n, r), c)| (n.clone(), *r, *c))
-        .collect();
-    // Each part is cleared only once written, so a failed half is retried next batch and a
-    // written half is never counted twice.
-    match store.record_fires(&fires).await {
-        Ok(()) => pending.fires.clear(),
-        Err(e) => warn_write(warned, &e),
+    // In chunks, so no single pipeline is large enough to hit the Redis deadline; what failed
+    // (and everything after it) goes back into `pending` for the next batch, and what was
+    // written is never counted twice.
+    let fires: Vec<FireRecord> = pending.fires.drain().map(|(_, f)| f).collect();
+    let mut failed = false;
+    for chunk in fires.chunks(CHUNK) {
+        if !failed {
+            if let Err(e) = store.record_fires(chunk).await {
+                warn_write(warned, &e);
+                failed = true;
+            }
+        }
+        if failed {
+            pending.add(Report::Fires(chunk.to_vec()));
+        }
     }
-    match store.record_skips(&skips).await {
-        Ok(()) => pending.skips.clear(),
-        Err(e) => warn_write(warned, &e),
+    let skips: Vec<(String, SkipReason, u64)> =
+        pending.skips.drain().map(|((n, r), c)| (n, r, c)).collect();
+    for chunk in skips.chunks(CHUNK) {
+        if !failed {
+            if let Err(e) = store.record_skips(chunk).await {
+                warn_write(warned, &e);
+                failed = true;
+            }
+        }
+        if failed {
+            pending.add(Report::Skips(chunk.to_vec()));
+        }
     }
 }
 
