@@ -1,11 +1,13 @@
-//! Wires a beat together: Redis, lease loop, broker link, fire loop, ops endpoint.
+//! Wires a beat together: Redis, lease loop, broker link, fire loop, ops endpoint, and the
+//! control-plane side tasks (overlay poll, stats recorder, presence; docs/design.md §10).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashSet};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
 use drumbeat_common::amqp::{Connector, Publisher, Topology};
 use drumbeat_common::config::Schedule;
+use drumbeat_common::control::ControlStore;
 use drumbeat_common::ops::{Heartbeat, OpsState};
 use drumbeat_common::redis::{Redis, RedisError};
 use drumbeat_common::Settings;
@@ -16,6 +18,8 @@ use crate::clock::Clock;
 use crate::cursor::Cursors;
 use crate::lease::{Lease, Role};
 use crate::metrics::{status_json, BeatMetrics, Status, StatusBoard};
+use crate::overlay::{overlay_loop, poll_every, OverlayReader};
+use crate::recorder::{record_loop, Reporter};
 use crate::ticker::{Parts, Ticker};
 
 /// Why a beat could not start.
@@ -95,12 +99,21 @@ impl Beat {
             .collect();
         let (role_tx, role_rx) = watch::channel(Role::Standby);
         let (pub_tx, pub_rx) = watch::channel::<Option<Publisher>>(None);
+        // The control plane's reads and stats writes get their own connection: a large stats
+        // batch or overlay snapshot must never queue in front of a lease renew (§6.1).
+        let control = ControlStore::new(Redis::new(&s.redis)?, &s.namespace);
+        let files: HashSet<String> = schedules.iter().map(|x| x.name.clone()).collect();
+        let reader = OverlayReader::new(control.clone(), files);
+        let (overlay_tx, overlay_rx) = watch::channel(None);
+        let (reporter, reports) = Reporter::channel(self.metrics.clone());
 
         // The lease loop turns every renew_every; a round may wait on Redis up to its timeout
         // for the renew and again for the holder lookup.
         let heartbeat = Heartbeat::new(s.beat.renew_every * 3 + s.redis.timeout * 3);
         let lease_stop = CancellationToken::new();
         let link_stop = CancellationToken::new();
+        // Overlay poll, stats recorder and presence: stopped together once publishing ended.
+        let side_stop = CancellationToken::new();
         if let Some(addr) = s.beat.ops_addr {
             let ops = Arc::new(BeatOps {
                 id: self.id.clone(),
@@ -131,6 +144,24 @@ impl Beat {
             pub_tx,
             link_stop.clone(),
         ));
+        let mut overlay_task = tokio::spawn(overlay_loop(
+            reader.clone(),
+            poll_every(s.beat.renew_every),
+            overlay_tx,
+            side_stop.child_token(),
+        ));
+        let record_task = tokio::spawn(record_loop(
+            control.clone(),
+            reports,
+            side_stop.child_token(),
+        ));
+        let presence_task = tokio::spawn(crate::presence::presence_loop(
+            control,
+            self.id.clone(),
+            role_rx.clone(),
+            s.beat.renew_every,
+            side_stop.child_token(),
+        ));
         let ticker = Ticker::new(
             schedules,
             Parts {
@@ -142,6 +173,9 @@ impl Beat {
                 publisher: pub_rx,
                 metrics: self.metrics.clone(),
                 status: self.status.clone(),
+                reader,
+                overlays: overlay_rx,
+                reporter,
             },
         );
         tracing::info!(id = %self.id, schedules = ticker.len(), "beat started");
@@ -149,9 +183,10 @@ impl Beat {
         let mut fire_task = tokio::spawn(ticker.run(fire_stop.clone()));
         let mut lease_task = lease_task;
         let mut link_task = link_task;
-        // Every task is awaited. If the lease or link task dies, the fire loop is stopped (it
-        // flushes owed cursors while the lease still holds) rather than left running headless.
-        let (mut lease_done, mut link_done) = (false, false);
+        // Every task is awaited. If the lease, link or overlay task dies, the fire loop is
+        // stopped (it flushes owed cursors while the lease still holds) rather than left running
+        // headless or on a stale overlay.
+        let (mut lease_done, mut link_done, mut overlay_done) = (false, false, false);
         let mut failed = tokio::select! {
             r = &mut fire_task => joined("fire loop", r),
             r = &mut lease_task => {
@@ -163,6 +198,11 @@ impl Beat {
                 link_done = true;
                 fire_stop.cancel();
                 joined("broker link", r).or(joined("fire loop", (&mut fire_task).await))
+            }
+            r = &mut overlay_task => {
+                overlay_done = true;
+                fire_stop.cancel();
+                joined("overlay poll", r).or(joined("fire loop", (&mut fire_task).await))
             }
         };
         // Publishing has stopped: now hand the lease over, then close the broker link.
@@ -179,6 +219,13 @@ impl Beat {
         if !link_done {
             failed = failed.or(joined("broker link", link_task.await));
         }
+        // Last: the recorder writes what the final turns reported; presence says we are gone.
+        side_stop.cancel();
+        if !overlay_done {
+            failed = failed.or(joined("overlay poll", overlay_task.await));
+        }
+        failed = failed.or(joined("stats recorder", record_task.await));
+        failed = failed.or(joined("presence", presence_task.await));
         if let Some(e) = failed {
             return Err(e);
         }

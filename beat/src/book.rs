@@ -38,6 +38,13 @@ impl Book {
         }
     }
 
+    /// Makes room for `n` schedules (runtime ones were added); existing slots are kept.
+    pub fn ensure(&mut self, n: usize) {
+        if self.slots.len() < n {
+            self.slots.resize(n, Slot::default());
+        }
+    }
+
     /// The cursor fires of `idx` are computed from; `None` before the first term.
     pub fn cursor(&self, idx: usize) -> Option<DateTime<Utc>> {
         self.slots.get(idx).and_then(|s| s.confirmed)

@@ -8,6 +8,10 @@
 //! `budget` fires per call and return [`Selection::More`] to be continued on the next turn of
 //! the fire loop, so the caps and the counts are exact whatever the size of the gap, and the
 //! skipped fires are reported once, when the walk is done.
+//!
+//! A resumed schedule (docs/design.md §10) first skips every fire up to its resume instant,
+//! whatever the policy: those fires were due while it was paused and are counted as `paused`,
+//! never sent, so a resume never bursts. The same budget rule applies to that region.
 
 use std::collections::VecDeque;
 
@@ -38,6 +42,10 @@ pub struct Walk {
     last: Option<DateTime<Utc>>,
     /// The newest stale fires seen so far, at most `keep` of them.
     kept: VecDeque<DateTime<Utc>>,
+    /// Resume instant: every fire up to it is skipped as paused.
+    paused_to: Option<DateTime<Utc>>,
+    /// Fires skipped as paused so far.
+    paused: u64,
 }
 
 impl Walk {
@@ -49,7 +57,16 @@ impl Walk {
             first: None,
             last: None,
             kept: VecDeque::new(),
+            paused_to: None,
+            paused: 0,
         }
+    }
+
+    /// The schedule was resumed at `to`: its fires up to `to` are skipped (as paused) first.
+    /// Ignored when `to` is not after the cursor (that resume was already applied).
+    pub fn paused_until(mut self, to: Option<DateTime<Utc>>) -> Self {
+        self.paused_to = to.filter(|t| *t > self.at);
+        self
     }
 
     fn drop_fire(&mut self, t: DateTime<Utc>) {
@@ -57,6 +74,15 @@ impl Walk {
         self.first.get_or_insert(t);
         self.last = Some(t);
     }
+}
+
+/// Fires skipped because they were due while the schedule was paused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Resumed {
+    /// How many fires fell in (cursor, `to`].
+    pub count: u64,
+    /// The resume instant: the cursor moves here.
+    pub to: DateTime<Utc>,
 }
 
 /// What [`select`] decided.
@@ -68,6 +94,9 @@ pub enum Selection {
         send: Vec<DateTime<Utc>>,
         /// What the policy dropped, if anything.
         skipped: Option<Skipped>,
+        /// The resume applied by this walk, if any (even with no fire skipped: the cursor
+        /// still moves to the resume instant).
+        paused: Option<Resumed>,
     },
     /// The walk used its budget inside the stale region: continue it next turn.
     More(Walk),
@@ -90,6 +119,11 @@ pub fn select(s: &Schedule, mut walk: Walk, now: DateTime<Utc>, budget: usize) -
         .ok()
         .and_then(|g| now.checked_sub_signed(g))
         .unwrap_or(DateTime::<Utc>::MIN_UTC);
+    if let Some(to) = walk.paused_to.filter(|to| walk.at < *to) {
+        if !skip_paused(s, &mut walk, to, budget) {
+            return Selection::More(walk);
+        }
+    }
     if walk.kept.is_empty() {
         fast_forward(&s.trigger, &mut walk, stale, keep);
     }
@@ -126,9 +160,49 @@ pub fn select(s: &Schedule, mut walk: Walk, now: DateTime<Utc>, budget: usize) -
         }),
         _ => None,
     };
+    let paused = walk.paused_to.map(|to| Resumed {
+        count: walk.paused,
+        to,
+    });
     let mut send: Vec<_> = walk.kept.into_iter().collect();
     send.extend(fresh);
-    Selection::Done { send, skipped }
+    Selection::Done {
+        send,
+        skipped,
+        paused,
+    }
+}
+
+/// Skips the fires in (walk.at, `to`]: by arithmetic for a whole-second `every`, otherwise by
+/// walking at most `budget` of them. False when the budget ran out first (continue next turn).
+fn skip_paused(s: &Schedule, walk: &mut Walk, to: DateTime<Utc>, budget: usize) -> bool {
+    if let Trigger::Every(d) = &s.trigger {
+        if let Some(p) = i64::try_from(d.as_secs())
+            .ok()
+            .filter(|p| *p >= 1 && d.subsec_nanos() == 0)
+        {
+            // Fires are the multiples k*p; those in (at, to] are skipped.
+            let first_k = walk.at.timestamp().div_euclid(p) + 1;
+            let last_k = to.timestamp().div_euclid(p);
+            walk.paused += u64::try_from(last_k - first_k + 1).unwrap_or(0);
+            walk.at = to;
+            return true;
+        }
+    }
+    let mut walked = 0usize;
+    while let Some(next) = next_after(&s.trigger, walk.at, s.timezone) {
+        if next > to {
+            break;
+        }
+        if walked >= budget {
+            return false;
+        }
+        walked += 1;
+        walk.paused += 1;
+        walk.at = next;
+    }
+    walk.at = to;
+    true
 }
 
 fn next_after(t: &Trigger, after: DateTime<Utc>, tz: Tz) -> Option<DateTime<Utc>> {

@@ -28,7 +28,7 @@ fn run(s: &Schedule, cursor: i64, now: i64, budget: usize) -> (Vec<i64>, Option<
     for calls in 1.. {
         match select(s, walk, t(now), budget) {
             Selection::More(w) => walk = w,
-            Selection::Done { send, skipped } => {
+            Selection::Done { send, skipped, .. } => {
                 let send = send
                     .iter()
                     .map(|f| f.timestamp() - t(0).timestamp())
@@ -124,5 +124,95 @@ fn selection_table() {
                 "{label}: sent after skipped"
             );
         }
+    }
+}
+
+/// A resume skips every fire up to its instant as paused, whatever the policy, then selects
+/// normally: (trigger, policy, cursor, resumed at, now, budget, sent, paused, misfire skipped).
+#[test]
+fn a_resume_skips_the_paused_region_first() {
+    let every = |s| Trigger::every(Duration::from_secs(s)).unwrap();
+    let secs = || Trigger::cron("* * * * * *").unwrap();
+    type ResumeRow = (Trigger, CatchUp, i64, i64, i64, usize, Vec<i64>, u64, u64);
+    let rows: Vec<ResumeRow> = vec![
+        (
+            every(1),
+            CatchUp::All,
+            0,
+            100,
+            102,
+            1000,
+            vec![101, 102],
+            100,
+            0,
+        ),
+        (
+            secs(),
+            CatchUp::All,
+            0,
+            100,
+            102,
+            1000,
+            vec![101, 102],
+            100,
+            0,
+        ),
+        (
+            secs(),
+            CatchUp::Latest,
+            0,
+            100,
+            102,
+            7,
+            vec![101, 102],
+            100,
+            0,
+        ),
+        (every(10), CatchUp::All, 5, 35, 41, 1000, vec![40], 3, 0),
+        // Resumed long before now (the beat was down since): the rest is a normal catch-up.
+        (
+            every(1),
+            CatchUp::Latest,
+            0,
+            100,
+            200,
+            1000,
+            vec![197, 198, 199, 200],
+            100,
+            96,
+        ),
+        // The cursor is already past the resume: nothing is skipped as paused.
+        (every(1), CatchUp::All, 50, 40, 52, 1000, vec![51, 52], 0, 0),
+    ];
+    for (trigger, policy, cursor, resumed, now, budget, sent, paused, skipped) in rows {
+        let label = format!("{trigger} {policy:?} resumed {resumed} budget {budget}");
+        let s = schedule(trigger, 2, policy);
+        let mut walk = Walk::from(t(cursor)).paused_until(Some(t(resumed)));
+        let (got, sk, ps) = loop {
+            match select(&s, walk, t(now), budget) {
+                Selection::More(w) => walk = w,
+                Selection::Done {
+                    send,
+                    skipped,
+                    paused,
+                } => break (send, skipped, paused),
+            }
+        };
+        let got: Vec<i64> = got
+            .iter()
+            .map(|f| f.timestamp() - t(0).timestamp())
+            .collect();
+        assert_eq!(got, sent, "{label}: sent");
+        assert_eq!(ps.map_or(0, |p| p.count), paused, "{label}: paused");
+        if resumed > cursor {
+            assert_eq!(ps.map(|p| p.to), Some(t(resumed)), "{label}: cursor target");
+        } else {
+            assert_eq!(ps, None, "{label}: an applied resume is ignored");
+        }
+        assert_eq!(
+            sk.map_or(0, |s| s.count),
+            skipped,
+            "{label}: misfire skipped"
+        );
     }
 }

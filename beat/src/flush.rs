@@ -72,9 +72,9 @@ impl Ticker {
             .iter()
             .map(|(i, t)| {
                 (
-                    self.schedules[*i].name.as_str(),
+                    self.roster.schedule(*i).name.as_str(),
                     *t,
-                    self.fingerprints[*i].as_str(),
+                    self.roster.fingerprint(*i),
                 )
             })
             .collect();

@@ -16,9 +16,13 @@
 //! - [`plan`]: the min-heap of next fires.
 //! - [`publish`]: fire IDs, envelopes and pipelined confirmed publishing.
 //! - [`link`]: the supervised broker connection.
+//! - [`roster`]: every schedule (file, then runtime) by stable index.
+//! - [`overlay`]: runtime state (pauses, resume marks, runtime schedules) polled from Redis.
 //! - [`ticker`]: the fire loop that ties them together while leading; [`term`] starts a
-//!   term, [`send`] publishes one turn's fires, [`flush`] writes owed cursors, [`skips`]
-//!   counts and logs catch-up skips.
+//!   term, [`apply`] applies a new overlay mid-term, [`send`] publishes one turn's fires,
+//!   [`flush`] writes owed cursors, [`skips`] counts and logs skips (catch-up and paused).
+//! - [`recorder`]: per-schedule stats (`sent`, `last_fire`, skips) written off the hot path.
+//! - [`presence`]: the beat's heartbeat for `ctl list`.
 //! - [`api`]: `/api/v1` on the ops server (docs/design.md §10).
 //! - [`console`]: the web console at `/` over that API (§11).
 //! - [`app`]: builds and runs a [`Beat`].
@@ -27,6 +31,7 @@
 
 pub mod api;
 pub mod app;
+pub mod apply;
 pub mod book;
 pub mod catchup;
 pub mod celery;
@@ -38,10 +43,14 @@ pub mod flush;
 pub mod lease;
 pub mod link;
 pub mod metrics;
+pub mod overlay;
 pub mod plan;
+pub mod presence;
 pub mod preview;
 pub mod publish;
+pub mod recorder;
 pub mod renew;
+pub mod roster;
 pub mod send;
 pub mod skips;
 pub mod term;

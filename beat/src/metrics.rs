@@ -3,6 +3,7 @@
 use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, SecondsFormat, Utc};
+use drumbeat_common::control::SkipReason;
 use drumbeat_common::metrics::MetricsRegistry;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -19,13 +20,23 @@ pub struct RoleLabel {
     pub to: String,
 }
 
+/// Label of a skipped fire: why it was skipped (`misfire` or `paused`, docs/design.md §10).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SkipLabel {
+    /// [`SkipReason::as_str`].
+    pub reason: String,
+}
+
 /// Counters the beat keeps.
 #[derive(Clone)]
 pub struct BeatMetrics {
     /// Fires confirmed by the broker.
     pub fires_sent: Counter,
-    /// Fires dropped by the catch-up policy.
-    pub fires_skipped: Counter,
+    /// Fires not published, by reason: dropped by the catch-up policy (`misfire`) or due
+    /// while the schedule was paused (`paused`).
+    pub fires_skipped: Family<SkipLabel, Counter>,
+    /// Stats reports dropped because the recorder's channel was full (never blocks a fire).
+    pub stats_dropped: Counter,
     /// Publishes that were nacked, returned, timed out or not sent.
     pub publish_failures: Counter,
     /// Role changes.
@@ -45,7 +56,8 @@ impl BeatMetrics {
     pub fn new() -> Self {
         let m = Self {
             fires_sent: Counter::default(),
-            fires_skipped: Counter::default(),
+            fires_skipped: Family::default(),
+            stats_dropped: Counter::default(),
             publish_failures: Counter::default(),
             lease_transitions: Family::default(),
             is_leader: Gauge::default(),
@@ -53,6 +65,9 @@ impl BeatMetrics {
             fire_lag: Histogram::new(exponential_buckets(0.001, 2.0, 16)),
             registry: MetricsRegistry::default(),
         };
+        // Both series exist from the start, so a dashboard sees 0 rather than no data.
+        m.skipped(SkipReason::Misfire);
+        m.skipped(SkipReason::Paused);
         let r = &m.registry;
         r.register(
             "fires_sent",
@@ -61,8 +76,13 @@ impl BeatMetrics {
         );
         r.register(
             "fires_skipped",
-            "Fires dropped by catch_up",
+            "Fires not published: dropped by catch_up (misfire) or due while paused",
             m.fires_skipped.clone(),
+        );
+        r.register(
+            "stats_reports_dropped",
+            "Per-schedule stats reports dropped because the recorder was behind",
+            m.stats_dropped.clone(),
         );
         r.register(
             "publish_failures",
@@ -86,6 +106,17 @@ impl BeatMetrics {
             m.fire_lag.clone(),
         );
         m
+    }
+}
+
+impl BeatMetrics {
+    /// The skipped-fires counter of `reason`.
+    pub fn skipped(&self, reason: SkipReason) -> Counter {
+        self.fires_skipped
+            .get_or_create(&SkipLabel {
+                reason: reason.as_str().to_string(),
+            })
+            .clone()
     }
 }
 

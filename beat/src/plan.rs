@@ -6,6 +6,10 @@
 //! found due again, and a wall clock that jumps back re-sends nothing (every fire after the
 //! cursor is in the future again). Fires the catch-up policy drops move the cursor past them at
 //! once, so a retried send never finds (or counts) them again.
+//!
+//! Runtime state (docs/design.md §10) changes entries in place: a held entry (paused, or a
+//! runtime schedule that was deleted) is never armed; a resumed one is armed at its resume
+//! instant, and its walk first skips every fire up to that instant as `paused`.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -15,7 +19,7 @@ use chrono::{DateTime, Utc};
 use drumbeat_common::config::Schedule;
 
 use crate::book::Book;
-use crate::catchup::{select, Selection, Skipped, Walk};
+use crate::catchup::{select, Resumed, Selection, Skipped, Walk};
 
 /// Fires looked at per schedule per turn of the fire loop (see [`crate::catchup`]).
 const WALK_BUDGET: usize = 200_000;
@@ -36,6 +40,8 @@ pub struct Due {
     pub fires: Vec<Fire>,
     /// Per schedule index, what its catch-up dropped (already moved past in the book).
     pub skipped: Vec<(usize, Skipped)>,
+    /// Per schedule index, the resume applied: fires skipped as paused (moved past in the book).
+    pub paused: Vec<(usize, Resumed)>,
 }
 
 struct Entry {
@@ -43,6 +49,10 @@ struct Entry {
     wake: Option<DateTime<Utc>>,
     /// A catch-up walk still in progress.
     walk: Option<Walk>,
+    /// Paused, or a deleted runtime schedule: never armed.
+    held: bool,
+    /// Resume instant (whole seconds): fires up to it are skipped as paused.
+    resume_to: Option<DateTime<Utc>>,
 }
 
 /// Schedules of one leadership term and when each wakes next.
@@ -59,14 +69,49 @@ impl Plan {
             heap: BinaryHeap::with_capacity(schedules.len()),
         };
         for s in schedules {
-            plan.entries.push(Entry {
-                schedule: s.clone(),
-                wake: None,
-                walk: None,
-            });
-            plan.rearm(plan.entries.len() - 1, book);
+            let idx = plan.push(s.clone());
+            plan.rearm(idx, book);
         }
         plan
+    }
+
+    /// Adds a schedule (a new runtime one), un-armed; returns its index.
+    pub fn push(&mut self, schedule: Arc<Schedule>) -> usize {
+        self.entries.push(Entry {
+            schedule,
+            wake: None,
+            walk: None,
+            held: false,
+            resume_to: None,
+        });
+        self.entries.len() - 1
+    }
+
+    /// Replaces the definition at `idx` (a runtime schedule re-applied); a walk in progress is
+    /// dropped (it is derived from the cursor) and the caller re-arms with [`Self::set_state`].
+    pub fn replace(&mut self, idx: usize, schedule: Arc<Schedule>) {
+        if let Some(e) = self.entries.get_mut(idx) {
+            e.schedule = schedule;
+            e.walk = None;
+        }
+    }
+
+    /// Sets whether `idx` is held (paused or deleted) and its resume instant, and re-arms it:
+    /// a held entry wakes never, a resumed one at its resume instant.
+    pub fn set_state(
+        &mut self,
+        idx: usize,
+        held: bool,
+        resume_to: Option<DateTime<Utc>>,
+        book: &Book,
+    ) {
+        let Some(e) = self.entries.get_mut(idx) else {
+            return;
+        };
+        e.held = held;
+        e.resume_to = resume_to;
+        e.walk = None;
+        self.rearm(idx, book);
     }
 
     /// The schedule at `idx`.
@@ -102,9 +147,20 @@ impl Plan {
         None
     }
 
-    /// Arms `idx` at its next fire after the cursor (after a confirm, or nothing to send).
+    /// Arms `idx` at its next fire after the cursor (after a confirm, or nothing to send), or
+    /// at its resume instant while that is ahead of the cursor; a held entry is not armed.
     pub fn rearm(&mut self, idx: usize, book: &Book) {
-        let wake = self.next_fire(idx, book);
+        let Some(e) = self.entries.get(idx) else {
+            return;
+        };
+        let wake = if e.held {
+            None
+        } else {
+            match (e.resume_to, book.cursor(idx)) {
+                (Some(to), Some(c)) if to > c => Some(to),
+                _ => self.next_fire(idx, book),
+            }
+        };
         self.wake_at(idx, wake);
     }
 
@@ -137,16 +193,28 @@ impl Plan {
             let Some(cursor) = book.cursor(idx) else {
                 continue;
             };
+            if self.entries[idx].held {
+                continue;
+            }
+            let resume_to = self.entries[idx].resume_to;
             let walk = self.entries[idx]
                 .walk
                 .take()
-                .unwrap_or_else(|| Walk::from(cursor));
+                .unwrap_or_else(|| Walk::from(cursor).paused_until(resume_to));
             match select(&self.entries[idx].schedule, walk, now, WALK_BUDGET) {
                 Selection::More(walk) => {
                     self.entries[idx].walk = Some(walk);
                     unfinished.push(idx);
                 }
-                Selection::Done { send, skipped } => {
+                Selection::Done {
+                    send,
+                    skipped,
+                    paused,
+                } => {
+                    if let Some(p) = paused {
+                        book.confirm(idx, p.to);
+                        due.paused.push((idx, p));
+                    }
                     if let Some(s) = skipped {
                         book.confirm(idx, s.last);
                         due.skipped.push((idx, s));

@@ -219,3 +219,32 @@ fn failed_fire_is_found_again() {
         vec![t(2), t(3)]
     );
 }
+
+#[test]
+fn a_held_schedule_is_never_due_and_a_resume_skips_to_its_instant() {
+    let (mut p, mut b) = plan(&[every("a", 1, 60, CatchUp::All)], &[t(0)]);
+    p.set_state(0, true, None, &b);
+    assert_eq!(p.next_wake(), None, "held: not armed");
+    assert!(p.take_due(t(50), &mut b).fires.is_empty());
+    // Resumed at 40, noticed at 42: 1..=40 skipped as paused, 41 and 42 sent, no burst.
+    p.set_state(0, false, Some(t(40)), &b);
+    assert_eq!(p.next_wake(), Some(t(40)));
+    let due = p.take_due(t(42), &mut b);
+    assert_eq!(due.paused.len(), 1);
+    assert_eq!(due.paused[0].1.count, 40);
+    assert!(due.skipped.is_empty());
+    let at: Vec<_> = due.fires.iter().map(|f| f.at).collect();
+    assert_eq!(at, vec![t(41), t(42)]);
+    assert_eq!(
+        b.cursor(0),
+        Some(t(40)),
+        "cursor confirmed to the resume instant"
+    );
+    b.confirm(0, t(42));
+    p.rearm(0, &b);
+    assert_eq!(
+        p.next_wake(),
+        Some(t(43)),
+        "the applied mark is not applied again"
+    );
+}

@@ -4,11 +4,12 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SecondsFormat, Utc};
 use drumbeat_common::config::Schedule;
+use drumbeat_common::control::{rfc3339_ms, FireRecord, LastFire};
 
 use crate::plan::{Fire, Plan};
-use crate::publish::{publish_batch, FireError};
+use crate::publish::{fire_id, publish_batch, FireError};
 use crate::ticker::Ticker;
 
 impl Ticker {
@@ -37,6 +38,7 @@ impl Ticker {
             None => fires.iter().map(|_| Err(FireError::NotConnected)).collect(),
         };
         let mut upto: BTreeMap<usize, Option<DateTime<Utc>>> = BTreeMap::new();
+        let mut sent: BTreeMap<usize, u64> = BTreeMap::new();
         let mut failed: BTreeMap<usize, FireError> = BTreeMap::new();
         let confirmed_at = self.clock.now();
         for (f, r) in fires.iter().zip(results) {
@@ -46,6 +48,7 @@ impl Ticker {
             match r {
                 Ok(()) => {
                     upto.insert(f.idx, Some(f.at));
+                    *sent.entry(f.idx).or_default() += 1;
                     self.metrics.fires_sent.inc();
                     let lag = (confirmed_at - f.at).num_milliseconds().max(0) as f64 / 1000.0;
                     self.metrics.fire_lag.observe(lag);
@@ -70,6 +73,7 @@ impl Ticker {
             }
             confirmed_at + chrono::Duration::from_std(delay).unwrap_or_default()
         };
+        self.report_fires(plan, &sent, &upto, confirmed_at);
         // A confirmed fire is done for this term even if its cursor write fails: the book owes
         // the write and the flush retries it, so nothing confirmed is re-published meanwhile.
         for (idx, t) in upto {
@@ -83,5 +87,33 @@ impl Ticker {
             }
         }
         failed.into_keys().collect()
+    }
+
+    /// Hands this turn's confirmed fires to the stats recorder (never waits).
+    fn report_fires(
+        &self,
+        plan: &Plan,
+        sent: &BTreeMap<usize, u64>,
+        upto: &BTreeMap<usize, Option<DateTime<Utc>>>,
+        confirmed_at: DateTime<Utc>,
+    ) {
+        let published_at = rfc3339_ms(confirmed_at);
+        let records = sent
+            .iter()
+            .filter_map(|(idx, count)| {
+                let at = upto.get(idx).copied().flatten()?;
+                let name = &plan.schedule(*idx).name;
+                Some(FireRecord {
+                    name: name.clone(),
+                    count: *count,
+                    last: LastFire {
+                        id: fire_id(name, at),
+                        fire_time: at.to_rfc3339_opts(SecondsFormat::Secs, true),
+                        published_at: published_at.clone(),
+                    },
+                })
+            })
+            .collect();
+        self.reporter.fires(records);
     }
 }

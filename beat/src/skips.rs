@@ -1,15 +1,19 @@
 //! Counting and logging what catch-up skipped (docs/design.md §3, §6.10): each skipped fire is
 //! counted once, when skipped; each schedule's catch-up is logged in one line, once its fires
 //! are out (or the term ends), however many send retries it took and however many more fires
-//! went stale meanwhile.
+//! went stale meanwhile. Fires skipped at a resume (docs/design.md §10) are counted as
+//! `paused` and logged once, when the resume is applied.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::SecondsFormat::Secs;
 
-use crate::catchup::Skipped;
+use drumbeat_common::control::SkipReason;
+
+use crate::catchup::{Resumed, Skipped};
 use crate::metrics::BeatMetrics;
 use crate::plan::Plan;
+use crate::recorder::Reporter;
 
 /// Catch-ups still open: their schedule's sends have not gone through yet.
 #[derive(Debug, Default)]
@@ -18,10 +22,40 @@ pub struct SkipLog {
 }
 
 impl SkipLog {
-    /// Counts fresh skips at once (so `/metrics` is live) and folds them into the open catch-up.
-    pub fn note(&mut self, metrics: &BeatMetrics, skipped: Vec<(usize, Skipped)>) {
+    /// Counts fresh skips at once (so `/metrics` and the stats are live), folds catch-up skips
+    /// into the open catch-up and logs each applied resume.
+    pub fn note(
+        &mut self,
+        metrics: &BeatMetrics,
+        reporter: &Reporter,
+        plan: &Plan,
+        skipped: Vec<(usize, Skipped)>,
+        paused: Vec<(usize, Resumed)>,
+    ) {
+        if skipped.is_empty() && paused.is_empty() {
+            return;
+        }
+        let mut report = Vec::new();
+        for (idx, p) in paused {
+            let name = &plan.schedule(idx).name;
+            tracing::info!(
+                schedule = %name,
+                skipped = p.count,
+                resumed_at = %p.to.to_rfc3339_opts(Secs, true),
+                "resumed: fires due while paused skipped"
+            );
+            if p.count > 0 {
+                metrics.skipped(SkipReason::Paused).inc_by(p.count);
+                report.push((name.clone(), SkipReason::Paused, p.count));
+            }
+        }
         for (idx, s) in skipped {
-            metrics.fires_skipped.inc_by(s.count);
+            metrics.skipped(SkipReason::Misfire).inc_by(s.count);
+            report.push((
+                plan.schedule(idx).name.clone(),
+                SkipReason::Misfire,
+                s.count,
+            ));
             self.open
                 .entry(idx)
                 .and_modify(|o| {
@@ -31,6 +65,7 @@ impl SkipLog {
                 })
                 .or_insert(s);
         }
+        reporter.skips(report);
     }
 
     /// Logs and closes the open catch-ups of the schedules in `settled` (their fires went out

@@ -6,6 +6,11 @@
 //! write every owed cursor in one batched flush ([`crate::flush`]). A failed flush is retried
 //! with capped backoff for as long as the term lasts; a clean stop flushes before returning, so
 //! the lease is released only after the cursors are stored (docs/design.md §6.10).
+//!
+//! The schedule set is the file's plus the runtime overlay's (docs/design.md §10). A term
+//! starts from an overlay read fresh from Redis ([`crate::term`]); a newer overlay published
+//! by [`crate::overlay::overlay_loop`] is applied between turns without a restart
+//! ([`crate::apply`]). Confirmed fires and skips go to the stats recorder without waiting.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -17,13 +22,16 @@ use drumbeat_common::config::Schedule;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use crate::book::{fingerprint, Book};
+use crate::book::Book;
 use crate::clock::Clock;
 use crate::cursor::Cursors;
 use crate::flush::{Flusher, Step};
 use crate::lease::{Lease, Role};
 use crate::metrics::{BeatMetrics, ScheduleRow, Status};
+use crate::overlay::{Overlay, OverlayReader};
 use crate::plan::Plan;
+use crate::recorder::Reporter;
+use crate::roster::Roster;
 use crate::skips::SkipLog;
 
 /// The loop never sleeps longer than this, so a wall clock that jumps is noticed promptly.
@@ -31,10 +39,8 @@ pub(crate) const MAX_SLEEP: Duration = Duration::from_secs(1);
 
 /// Everything the fire loop needs.
 pub struct Ticker {
-    /// Schedules from the config.
-    pub(crate) schedules: Vec<Arc<Schedule>>,
-    /// Per schedule, the fingerprint of its trigger (stored with its cursor).
-    pub(crate) fingerprints: Vec<String>,
+    /// Every schedule (file and runtime) by stable index, with its trigger's fingerprint.
+    pub(crate) roster: Roster,
     /// Wall clock seam.
     pub(crate) clock: Arc<dyn Clock>,
     /// Our lease.
@@ -59,6 +65,14 @@ pub struct Ticker {
     pub(crate) send_backoff: Backoff,
     /// Catch-ups counted but not yet logged.
     pub(crate) skips: SkipLog,
+    /// Reads the overlay fresh at a term's start.
+    pub(crate) reader: OverlayReader,
+    /// Overlays from the poll loop.
+    pub(crate) overlays: watch::Receiver<Option<Arc<Overlay>>>,
+    /// The overlay the current plan reflects.
+    pub(crate) applied: Option<Arc<Overlay>>,
+    /// Stats of confirmed and skipped fires, off the hot path.
+    pub(crate) reporter: Reporter,
 }
 
 /// What [`Ticker::new`] needs besides the schedules.
@@ -79,16 +93,20 @@ pub struct Parts {
     pub metrics: BeatMetrics,
     /// `/status`.
     pub status: Status,
+    /// Reads the runtime overlay.
+    pub reader: OverlayReader,
+    /// Overlays from the poll loop.
+    pub overlays: watch::Receiver<Option<Arc<Overlay>>>,
+    /// Stats channel.
+    pub reporter: Reporter,
 }
 
 impl Ticker {
-    /// A fire loop over `schedules`.
+    /// A fire loop over the file `schedules` and the runtime overlay.
     pub fn new(schedules: Vec<Arc<Schedule>>, p: Parts) -> Self {
-        let fingerprints = schedules.iter().map(|s| fingerprint(s)).collect();
         let book = Book::new(schedules.len());
         Self {
-            schedules,
-            fingerprints,
+            roster: Roster::new(schedules),
             clock: p.clock,
             lease: p.lease,
             cursors: p.cursors,
@@ -101,17 +119,21 @@ impl Ticker {
             flusher: Flusher::new(),
             send_backoff: Backoff::new(Duration::from_millis(200), Duration::from_secs(10)),
             skips: SkipLog::default(),
+            reader: p.reader,
+            overlays: p.overlays,
+            applied: None,
+            reporter: p.reporter,
         }
     }
 
-    /// Number of schedules.
+    /// Number of file schedules.
     pub fn len(&self) -> usize {
-        self.schedules.len()
+        self.roster.files()
     }
 
-    /// Whether there are no schedules.
+    /// Whether there are no file schedules.
     pub fn is_empty(&self) -> bool {
-        self.schedules.is_empty()
+        self.roster.files() == 0
     }
 
     /// Runs terms of leadership until `stop`; a stop while leading flushes owed cursors first.
@@ -155,11 +177,25 @@ impl Ticker {
             if !self.lease.may_publish() || self.lease.term() != term {
                 return plan;
             }
+            if let Some(overlay) = self.fresh_overlay() {
+                if let Err(e) = self.apply_overlay(&mut plan, overlay).await {
+                    // The plan may be half-changed: start the term over from Redis.
+                    tracing::warn!(error = %e, "could not apply the runtime state; restarting the term");
+                    return plan;
+                }
+            }
             let due = plan.take_due(self.clock.now(), &mut self.book);
             // Settled this turn: schedules that only skipped, and those whose sends all went out.
             let mut settled: BTreeSet<usize> = due.skipped.iter().map(|s| s.0).collect();
+            settled.extend(due.paused.iter().map(|s| s.0));
             settled.extend(due.fires.iter().map(|f| f.idx));
-            self.skips.note(&self.metrics, due.skipped);
+            self.skips.note(
+                &self.metrics,
+                &self.reporter,
+                &plan,
+                due.skipped,
+                due.paused,
+            );
             if !due.fires.is_empty() {
                 let retrying = self.send(&mut plan, due.fires).await;
                 settled.retain(|i| !retrying.contains(i));
@@ -186,13 +222,30 @@ impl Ticker {
             tokio::select! {
                 _ = stop.cancelled() => {}
                 _ = self.roles.changed() => {}
+                _ = overlay_changed(&mut self.overlays) => {}
                 _ = tokio::time::sleep(sleep) => {}
             }
         }
     }
 
+    /// The poll loop's overlay, when it supersedes the applied one. Compared every turn (a
+    /// pointer clone and two integers) rather than trusting the channel's "changed" flag,
+    /// which the sleep's `changed()` already consumed.
+    fn fresh_overlay(&mut self) -> Option<Arc<Overlay>> {
+        let o = self.overlays.borrow_and_update().clone()?;
+        if self.applied.as_ref().is_some_and(|a| Arc::ptr_eq(a, &o)) {
+            return None;
+        }
+        match &self.applied {
+            Some(a) if !o.supersedes(a) => None,
+            _ => Some(o),
+        }
+    }
+
     fn refresh_status(&self, plan: &Plan) {
-        let rows = (0..plan.len().min(1000))
+        let rows = (0..plan.len())
+            .filter(|i| self.roster.is_live(*i))
+            .take(1000)
             .map(|i| ScheduleRow {
                 name: plan.schedule(i).name.clone(),
                 last: self.book.cursor(i),
@@ -207,5 +260,13 @@ impl Ticker {
                 .as_ref()
                 .is_some_and(|p| p.is_open());
         }
+    }
+}
+
+/// Resolves when a new overlay was published; never if the poll loop is gone (the fire loop
+/// then keeps the last overlay rather than spin on a closed channel).
+async fn overlay_changed(rx: &mut watch::Receiver<Option<Arc<Overlay>>>) {
+    if rx.changed().await.is_err() {
+        std::future::pending::<()>().await;
     }
 }

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use chrono::Utc;
 use drumbeat_beat::{Beat, OffsetClock};
+use drumbeat_common::control::SkipReason;
 use drumbeat_tests::{amqp, poll_until, TestNs};
 use tokio_util::sync::CancellationToken;
 
@@ -74,10 +75,10 @@ async fn clock_jumps_back_and_forward() {
     );
 
     // Forward two hours (net +1h from real time): the hour in between follows catch_up.
-    let skipped_before = metrics.fires_skipped.get();
+    let skipped_before = metrics.skipped(SkipReason::Misfire).get();
     clock.jump(chrono::Duration::hours(2));
     let skipped = poll_until("missed hour counted", Duration::from_secs(20), || {
-        let s = metrics.fires_skipped.get() - skipped_before;
+        let s = metrics.skipped(SkipReason::Misfire).get() - skipped_before;
         async move { (s > 0).then_some(s) }
     })
     .await;

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Duration as Span, Utc};
 use drumbeat_beat::{Beat, Clock, OffsetClock};
+use drumbeat_common::control::SkipReason;
 use drumbeat_tests::{amqp, poll_until, Relay, TestNs, AMQP_URL};
 use tokio_util::sync::CancellationToken;
 
@@ -107,7 +108,7 @@ async fn days_missed_during_a_broker_outage_are_counted_once_and_capped() {
         async move { (n >= failures + 3).then_some(()) }
     })
     .await;
-    let skipped_during = metrics.fires_skipped.get();
+    let skipped_during = metrics.skipped(SkipReason::Misfire).get();
     relay.set_refusing(false);
     let back = clock.now();
     poll_until("fires flowing after the outage", LONG, || {
@@ -120,7 +121,7 @@ async fn days_missed_during_a_broker_outage_are_counted_once_and_capped() {
     let fires = fire_times(&amqp::drain(&ch, &queue, Duration::from_millis(300)).await);
     let _ = conn.close(200, "bye".into()).await;
 
-    let skipped = metrics.fires_skipped.get();
+    let skipped = metrics.skipped(SkipReason::Misfire).get();
     let mut distinct = fires.clone();
     distinct.sort();
     distinct.dedup();

@@ -1,6 +1,7 @@
 //! The beat against real Redis and RabbitMQ, as real processes with injected faults.
 
 mod catch_up;
+mod control;
 mod cursor_retry;
 mod failover;
 mod first_term;

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Duration as Span, Utc};
 use drumbeat_beat::{Beat, BeatError, Clock, OffsetClock, SystemClock};
+use drumbeat_common::control::SkipReason;
 use drumbeat_tests::{amqp, poll_until, TestNs, REDIS_URL};
 use tokio_util::sync::CancellationToken;
 
@@ -92,7 +93,7 @@ async fn a_changed_trigger_starts_from_now_and_the_same_trigger_resumes() {
         (every.metrics.fires_sent.get() >= 3).then_some(())
     })
     .await;
-    let skipped = every.metrics.fires_skipped.get();
+    let skipped = every.metrics.skipped(SkipReason::Misfire).get();
     every.stop().await;
     let fires = drain_fires(&ch, &queue).await;
     let replayed: Vec<_> = fires
