@@ -11,4 +11,4 @@ FEATURES=(--features drumbeat-worker/failpoints)
 echo "==> building"
 cargo build --workspace --bins "${FEATURES[@]}"
 echo "==> testing"
-cargo test --workspace "${FEATURES[@]}" -- --test-threads "${TEST_THREADS:-6}" "$@"
+cargo test --workspace "${FEATURES[@]}" -- --test-threads "${TEST_THREADS:-4}" "$@"

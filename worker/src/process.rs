@@ -28,6 +28,8 @@ use crate::shared::Shared;
 /// Backoff bounds for Redis calls on the delivery path.
 const REDIS_RETRY_MIN: Duration = Duration::from_millis(100);
 const REDIS_RETRY_MAX: Duration = Duration::from_secs(5);
+/// Longest pause between tries to record `done` (see [`finish`]).
+const FINISH_RETRY_MAX: Duration = Duration::from_secs(1);
 
 /// The attempt number a delivery carries: our header, 1 when absent or nonsense.
 pub(crate) fn attempt_of(props: &drumbeat_common::amqp::lapin::BasicProperties) -> u32 {
@@ -232,7 +234,10 @@ async fn record(shared: &Arc<Shared>, id: &str, token: &str, ran: Ran) -> Verdic
 /// Records `done`, retrying while Redis fails until it works or the drain deadline passes
 /// (not merely until shutdown starts); `false` when it was never recorded.
 async fn finish(shared: &Shared, id: &str, token: &str) -> bool {
-    let mut backoff = Backoff::new(REDIS_RETRY_MIN, REDIS_RETRY_MAX);
+    // Capped at 1 s, not REDIS_RETRY_MAX: this runs against the drain deadline, and a 5 s cap
+    // leaves one or two tries after a short outage (a loaded machine missed both). One call a
+    // second against a down Redis is still no busy loop.
+    let mut backoff = Backoff::new(REDIS_RETRY_MIN, FINISH_RETRY_MAX);
     loop {
         match shared.dedup.finish(id, token).await {
             Ok(()) => {

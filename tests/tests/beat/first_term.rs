@@ -43,7 +43,16 @@ async fn successor_sends_fires_after_a_dead_first_leaders_start_cursor() {
     })
     .await;
     let mut b = start_leader(&ns, &cfg, "b", &[]).await;
-    assert!(log_of(&b).contains("new=0"), "B resumes from A's cursor");
+    // Leading comes before the term's start line (cursors and the control overlay are read
+    // first): wait for the line, then read it.
+    let term = poll_until("B's term start line", LONG, || async {
+        log_of(&b)
+            .lines()
+            .find(|l| l.contains("leading: resuming from cursors"))
+            .map(str::to_string)
+    })
+    .await;
+    assert!(term.contains("new=0"), "B resumes from A's cursor: {term}");
     let late = ledger.wait_fire_after(first, LONG).await;
     println!(
         "B sent A's first fire {:.2}s after it was due",

@@ -346,7 +346,7 @@ async fn countdown_waits_in_a_delay_tier_not_unacked() {
     let w = Running::start(settings, &calls);
     w.ready().await;
     let out = client(json!({"queue": q.name, "calls": [
-        {"name": "tests.record", "task_id": "later", "args": [], "countdown": 3},
+        {"name": "tests.record", "task_id": "later", "args": [], "countdown": 6},
     ]}))
     .await;
     let sent_at = out[0]["sent_at"].as_f64().unwrap();
@@ -354,7 +354,7 @@ async fn countdown_waits_in_a_delay_tier_not_unacked() {
     let tiers = q.tiers().to_vec();
     poll_until(
         "the call waiting in a delay tier",
-        Duration::from_secs(3),
+        Duration::from_secs(5),
         || {
             let tiers = tiers.clone();
             async move {
@@ -375,10 +375,10 @@ async fn countdown_waits_in_a_delay_tier_not_unacked() {
     assert_eq!(runs.len(), 1, "{runs:?}");
     let waited = runs[0].3 - sent_at;
     assert!(
-        waited >= 3.0,
-        "ran {waited:.2}s after sending, countdown 3s"
+        waited >= 6.0,
+        "ran {waited:.2}s after sending, countdown 6s"
     );
-    assert!(waited < 6.0, "ran {waited:.2}s after sending, countdown 3s");
+    assert!(waited < 9.0, "ran {waited:.2}s after sending, countdown 6s");
     assert!(
         w.handle.count(&q.name, Outcome::Deferred) >= 2,
         "waited through the tiers"
