@@ -36,6 +36,15 @@ start() { # name ops-env ops-addr command...
   echo "    $name pid $! (ops http://$addr/status, log $RUN/$name.log)"
 }
 
+# The operator token for /api/v1 and the console (docs/design.md §14): made once, kept in
+# .demo/admin.token, handed to every process through the environment, never printed.
+TOKEN_FILE=$RUN/admin.token
+if [ ! -s "$TOKEN_FILE" ]; then
+  (umask 077 && head -c 24 /dev/urandom | base64 | tr -d '/+=\n' >"$TOKEN_FILE")
+fi
+DRUMBEAT__OPS__TOKENS__ADMIN=$(cat "$TOKEN_FILE")
+export DRUMBEAT__OPS__TOKENS__ADMIN
+
 echo "==> starting the system (config $CONFIG)"
 "$BIN/examples/sink" 127.0.0.1:8080 &
 pids+=($!)
@@ -47,7 +56,9 @@ cat <<TXT
 
 Fires print below as the sink receives them (schedule "heartbeat", every 5 s).
 Try a failover in another terminal:  kill -9 \$(cat $RUN/beat-1.pid)   (or beat-2: whichever leads)
-Who leads:  curl -s 127.0.0.1:9464/status; curl -s 127.0.0.1:9466/status
+Steer it:  $BIN/beat --config $CONFIG ctl list   (pause, resume, trigger, backfill: README "Operating drumbeat")
+Console:   http://127.0.0.1:9464/  (token: cat $TOKEN_FILE)
+Who leads: curl -s -H "Authorization: Bearer \$(cat $TOKEN_FILE)" 127.0.0.1:9464/status
 Role changes:  grep 'role changed' $RUN/beat-*.log
 Ctrl-C stops everything.
 
