@@ -221,7 +221,7 @@ fn runs_of(log: &str, id: &str) -> usize {
 }
 
 /// Deliveries the worker settled with `outcome`, from its `/metrics`.
-async fn settled(port: u16, outcome: &str) -> f64 {
+pub(super) async fn settled(port: u16, outcome: &str) -> f64 {
     http_get(port, "/metrics")
         .await
         .lines()

@@ -15,6 +15,7 @@ use serde_json::Value;
 mod audit;
 mod faults;
 mod fire;
+mod paused_window;
 mod runtime;
 mod state;
 mod view;
