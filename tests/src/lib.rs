@@ -203,3 +203,17 @@ pub async fn redis_conn(url: &str) -> redis::aio::MultiplexedConnection {
         .await
         .unwrap()
 }
+
+/// The namespace's audit log (`{ns}:audit`) straight from Redis, newest first, each entry's
+/// fields as stored.
+pub async fn audit_entries(ns: &TestNs) -> Vec<std::collections::BTreeMap<String, String>> {
+    let mut c = redis_conn(REDIS_URL).await;
+    let raw: Vec<(String, std::collections::BTreeMap<String, String>)> = redis::cmd("XREVRANGE")
+        .arg(ns.key("audit"))
+        .arg("+")
+        .arg("-")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    raw.into_iter().map(|(_, f)| f).collect()
+}

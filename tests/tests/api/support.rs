@@ -127,15 +127,4 @@ pub async fn ns_keys(ns: &TestNs) -> Vec<String> {
     keys
 }
 
-/// Audit entries straight from Redis, newest first.
-pub async fn audit_entries(ns: &TestNs) -> Vec<std::collections::BTreeMap<String, String>> {
-    let mut c = drumbeat_tests::redis_conn(drumbeat_tests::REDIS_URL).await;
-    let raw: Vec<(String, std::collections::BTreeMap<String, String>)> = redis::cmd("XREVRANGE")
-        .arg(ns.key("audit"))
-        .arg("+")
-        .arg("-")
-        .query_async(&mut c)
-        .await
-        .unwrap();
-    raw.into_iter().map(|(_, f)| f).collect()
-}
+pub use drumbeat_tests::audit_entries;

@@ -86,18 +86,7 @@ pub(super) async fn ctl_fails(cfg: &Path, args: &[&str], want: i32) -> String {
     err
 }
 
-/// Audit entries as stored, newest first.
-pub(super) async fn audit_entries(ns: &TestNs) -> Vec<BTreeMap<String, String>> {
-    let mut c = redis_conn(REDIS_URL).await;
-    let raw: Vec<(String, BTreeMap<String, String>)> = redis::cmd("XREVRANGE")
-        .arg(ns.key("audit"))
-        .arg("+")
-        .arg("-")
-        .query_async(&mut c)
-        .await
-        .unwrap();
-    raw.into_iter().map(|(_, f)| f).collect()
-}
+pub(super) use drumbeat_tests::audit_entries;
 
 /// Every Redis key of the namespace.
 pub(super) async fn keys(ns: &TestNs) -> Vec<String> {

@@ -2,13 +2,12 @@
 //! letters made by a real worker: listing consumes nothing, replay re-publishes exactly what was
 //! selected and survives a cut connection, purge needs `--yes`, the audit log records both.
 
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
 use drumbeat_common::amqp::task_properties;
 use drumbeat_common::Settings;
-use drumbeat_tests::{bin_path, poll_until, redis_conn, TestNs, REDIS_URL};
+use drumbeat_tests::{bin_path, poll_until, TestNs};
 use drumbeat_worker::{Task, TaskError};
 use serde_json::Value;
 
@@ -71,18 +70,7 @@ pub(super) async fn wait_dead(ns: &TestNs, n: u32) {
     .await;
 }
 
-/// Audit entries, newest first.
-pub(super) async fn audit(ns: &TestNs) -> Vec<BTreeMap<String, String>> {
-    let mut c = redis_conn(REDIS_URL).await;
-    let raw: Vec<(String, BTreeMap<String, String>)> = redis::cmd("XREVRANGE")
-        .arg(ns.key("audit"))
-        .arg("+")
-        .arg("-")
-        .query_async(&mut c)
-        .await
-        .unwrap();
-    raw.into_iter().map(|(_, f)| f).collect()
-}
+pub(super) use drumbeat_tests::audit_entries as audit;
 
 /// Makes four dead letters through a real worker: `bad-json` (invalid-json), `later-1` and
 /// `later-2` (unknown-task: no handler for `later` yet) and `fails` (max-attempts). Returns the
