@@ -4,12 +4,12 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
 use drumbeat_common::config::Schedule;
-use drumbeat_common::control::{rfc3339_ms, FireRecord, LastFire};
 
 use crate::plan::{Fire, Plan};
-use crate::publish::{fire_id, publish_batch, FireError};
+use crate::publish::{publish_batch, FireError};
+use crate::recorder::Fired;
 use crate::ticker::Ticker;
 
 impl Ticker {
@@ -89,7 +89,8 @@ impl Ticker {
         failed.into_keys().collect()
     }
 
-    /// Hands this turn's confirmed fires to the stats recorder (never waits).
+    /// Hands this turn's confirmed fires to the stats recorder (never waits; no strings are
+    /// built here, see [`crate::recorder`]).
     fn report_fires(
         &self,
         plan: &Plan,
@@ -97,20 +98,15 @@ impl Ticker {
         upto: &BTreeMap<usize, Option<DateTime<Utc>>>,
         confirmed_at: DateTime<Utc>,
     ) {
-        let published_at = rfc3339_ms(confirmed_at);
         let records = sent
             .iter()
             .filter_map(|(idx, count)| {
                 let at = upto.get(idx).copied().flatten()?;
-                let name = &plan.schedule(*idx).name;
-                Some(FireRecord {
-                    name: name.clone(),
+                Some(Fired {
+                    schedule: plan.schedule(*idx).clone(),
                     count: *count,
-                    last: LastFire {
-                        id: fire_id(name, at),
-                        fire_time: at.to_rfc3339_opts(SecondsFormat::Secs, true),
-                        published_at: published_at.clone(),
-                    },
+                    at,
+                    published_at: confirmed_at,
                 })
             })
             .collect();

@@ -37,7 +37,8 @@ impl SkipLog {
         }
         let mut report = Vec::new();
         for (idx, p) in paused {
-            let name = &plan.schedule(idx).name;
+            let schedule = plan.schedule(idx);
+            let name = &schedule.name;
             tracing::info!(
                 schedule = %name,
                 skipped = p.count,
@@ -46,16 +47,13 @@ impl SkipLog {
             );
             if p.count > 0 {
                 metrics.skipped(SkipReason::Paused).inc_by(p.count);
-                report.push((name.clone(), SkipReason::Paused, p.count));
+                report.push((schedule.clone(), SkipReason::Paused, p.count));
             }
         }
+        let misfire = metrics.skipped(SkipReason::Misfire);
         for (idx, s) in skipped {
-            metrics.skipped(SkipReason::Misfire).inc_by(s.count);
-            report.push((
-                plan.schedule(idx).name.clone(),
-                SkipReason::Misfire,
-                s.count,
-            ));
+            misfire.inc_by(s.count);
+            report.push((plan.schedule(idx).clone(), SkipReason::Misfire, s.count));
             self.open
                 .entry(idx)
                 .and_modify(|o| {

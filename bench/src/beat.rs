@@ -126,15 +126,20 @@ fn summarize(
     )
 }
 
-/// Runs every size `runs` times against its raw baseline.
+/// Runs every size (or only those whose total is in `only`, when it is not empty) `runs`
+/// times against its raw baseline.
 pub async fn bench(
     runs: usize,
     window_secs: u64,
+    only: &[usize],
 ) -> anyhow::Result<(Vec<Row>, Option<AtThousand>)> {
     let mut rows = Vec::new();
     let mut thousand = None;
     let mut raw_cache: Vec<(usize, Vec<Window>)> = Vec::new();
-    for size in sizes() {
+    let chosen = sizes()
+        .into_iter()
+        .filter(|s| only.is_empty() || only.contains(&s.total()));
+    for size in chosen {
         let mut ours = Vec::new();
         for i in 0..runs {
             let w = beat_once(size, window_secs).await?;

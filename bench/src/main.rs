@@ -47,6 +47,9 @@ struct Cli {
     /// Measured seconds per beat / end-to-end run.
     #[arg(long, default_value_t = 4, global = true)]
     window: u64,
+    /// Beat scenarios to run, by total schedules (e.g. `--sizes 100000`); all when absent.
+    #[arg(long, value_delimiter = ',', global = true)]
+    sizes: Vec<usize>,
     /// Failover kill cycles.
     #[arg(long, default_value_t = 10, global = true)]
     cycles: usize,
@@ -140,7 +143,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     }
     if on(Bench::Beat) {
         eprintln!("== beat publishing");
-        match beat::bench(cli.runs, cli.window).await {
+        match beat::bench(cli.runs, cli.window, &cli.sizes).await {
             Ok((r, k)) => {
                 rows.extend(r);
                 beat_1k = k;
