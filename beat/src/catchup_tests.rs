@@ -5,16 +5,9 @@ use std::time::Duration;
 
 fn schedule(trigger: Trigger, grace: u64, catch_up: CatchUp) -> Schedule {
     Schedule {
-        name: "s".into(),
-        task: "log".into(),
-        queue: "default".into(),
-        trigger,
-        timezone: chrono_tz::UTC,
-        args: serde_json::Value::Null,
         misfire_grace: Duration::from_secs(grace),
         catch_up,
-        expires: None,
-        format: drumbeat_common::config::MessageFormat::Drumbeat,
+        ..crate::testing::schedule("s", trigger)
     }
 }
 

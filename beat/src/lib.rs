@@ -54,6 +54,8 @@ pub mod roster;
 pub mod send;
 pub mod skips;
 pub mod term;
+#[cfg(test)]
+mod testing;
 pub mod ticker;
 
 pub use app::{Beat, BeatError};

@@ -9,16 +9,9 @@ use std::time::Duration;
 
 fn every(name: &str, secs: u64, grace: u64, catch_up: CatchUp) -> Arc<Schedule> {
     Arc::new(Schedule {
-        name: name.into(),
-        task: "log".into(),
-        queue: "default".into(),
-        trigger: Trigger::every(Duration::from_secs(secs)).unwrap(),
-        timezone: chrono_tz::UTC,
-        args: serde_json::Value::Null,
         misfire_grace: Duration::from_secs(grace),
         catch_up,
-        expires: None,
-        format: drumbeat_common::config::MessageFormat::Drumbeat,
+        ..crate::testing::every(name, secs)
     })
 }
 

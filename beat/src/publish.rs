@@ -153,22 +153,12 @@ async fn wait(i: usize, pending: PendingConfirm) -> (usize, Result<(), FireError
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-    use drumbeat_common::config::CatchUp;
-    use drumbeat_common::schedule::Trigger;
     use std::time::Duration;
 
     fn schedule(expires: Option<Duration>) -> Schedule {
         Schedule {
-            name: "s".into(),
-            task: "log".into(),
-            queue: "default".into(),
-            trigger: Trigger::every(Duration::from_secs(1)).unwrap(),
-            timezone: chrono_tz::UTC,
-            args: serde_json::Value::Null,
-            misfire_grace: Duration::from_secs(60),
-            catch_up: CatchUp::Latest,
             expires,
-            format: MessageFormat::Drumbeat,
+            ..crate::testing::every("s", 1)
         }
     }
 

@@ -291,22 +291,9 @@ fn rate_ok(warned: &Mutex<Option<Instant>>) -> bool {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-    use drumbeat_common::config::{CatchUp, MessageFormat};
-    use drumbeat_common::schedule::Trigger;
 
     fn schedule(name: &str) -> Arc<Schedule> {
-        Arc::new(Schedule {
-            name: name.into(),
-            task: "log".into(),
-            queue: "default".into(),
-            trigger: Trigger::every(Duration::from_secs(1)).unwrap(),
-            timezone: chrono_tz::UTC,
-            args: serde_json::Value::Null,
-            misfire_grace: Duration::from_secs(60),
-            catch_up: CatchUp::Latest,
-            expires: None,
-            format: MessageFormat::Drumbeat,
-        })
+        Arc::new(crate::testing::every(name, 1))
     }
 
     fn t(s: &str) -> DateTime<Utc> {

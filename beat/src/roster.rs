@@ -158,22 +158,11 @@ impl Roster {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-    use drumbeat_common::config::CatchUp;
-    use drumbeat_common::schedule::Trigger;
-    use std::time::Duration;
 
     fn every(name: &str, secs: u64, task: &str) -> Arc<Schedule> {
         Arc::new(Schedule {
-            name: name.into(),
             task: task.into(),
-            queue: "default".into(),
-            trigger: Trigger::every(Duration::from_secs(secs)).unwrap(),
-            timezone: chrono_tz::UTC,
-            args: serde_json::Value::Null,
-            misfire_grace: Duration::from_secs(60),
-            catch_up: CatchUp::Latest,
-            expires: None,
-            format: drumbeat_common::config::MessageFormat::Drumbeat,
+            ..crate::testing::every(name, secs)
         })
     }
 

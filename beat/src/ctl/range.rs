@@ -96,22 +96,10 @@ fn count_text(s: &Schedule, range: &Range<'_>, first_over: DateTime<Utc>) -> Str
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-    use drumbeat_common::config::CatchUp;
     use std::time::Duration;
 
     fn schedule(trigger: Trigger) -> Schedule {
-        Schedule {
-            name: "s".into(),
-            task: "log".into(),
-            queue: "default".into(),
-            trigger,
-            timezone: chrono_tz::UTC,
-            args: serde_json::Value::Null,
-            misfire_grace: Duration::from_secs(60),
-            catch_up: CatchUp::Latest,
-            expires: None,
-            format: drumbeat_common::config::MessageFormat::Drumbeat,
-        }
+        crate::testing::schedule("s", trigger)
     }
 
     fn t(s: &str) -> DateTime<Utc> {
