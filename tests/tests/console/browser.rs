@@ -109,11 +109,20 @@ impl Browser {
     }
 
     /// Waits until the element `css` has text containing `want`; returns that text.
+    /// Polls `css` until its text contains `want`; on timeout the panic says what it showed.
     pub async fn wait_text(&self, css: &str, want: &str, deadline: Duration) -> String {
-        poll_until(&format!("`{css}` to show `{want}`"), deadline, || async {
-            self.text(css).await.filter(|t| t.contains(want))
-        })
-        .await
+        let end = tokio::time::Instant::now() + deadline;
+        loop {
+            let got = self.text(css).await;
+            if let Some(t) = got.as_ref().filter(|t| t.contains(want)) {
+                return t.clone();
+            }
+            assert!(
+                tokio::time::Instant::now() < end,
+                "timed out after {deadline:?} waiting for `{css}` to show `{want}`; it shows {got:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 
     /// An attribute of the first element matching `css`.
