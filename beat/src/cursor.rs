@@ -94,7 +94,7 @@ impl Cursors {
     pub fn new(redis: Redis, namespace: &str, lease_key: &str) -> Self {
         Self {
             redis,
-            prefix: format!("{namespace}:beat:cursor:"),
+            prefix: drumbeat_common::keys::cursor_prefix(namespace),
             lease_key: lease_key.to_string(),
             init: Arc::new(Script::new(INIT)),
             advance: Arc::new(Script::new(ADVANCE)),

@@ -98,7 +98,7 @@ impl Lease {
     pub fn new(redis: Redis, namespace: &str, id: &str, ttl: Duration) -> Self {
         Self {
             redis,
-            key: format!("{namespace}:beat:lease"),
+            key: drumbeat_common::keys::lease(namespace),
             value: format!("{id} {}", uuid::Uuid::new_v4().simple()),
             ttl,
             deadline: Arc::default(),

@@ -19,6 +19,8 @@ pub(crate) fn schedule(name: &str, trigger: Trigger) -> Schedule {
         catch_up: CatchUp::Latest,
         expires: None,
         format: MessageFormat::Drumbeat,
+        overlap: drumbeat_common::config::Overlap::Allow,
+        jitter: None,
     }
 }
 

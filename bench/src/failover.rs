@@ -84,7 +84,7 @@ async fn inner(ns: &Ns, cycles: usize) -> anyhow::Result<Vec<Row>> {
     let stop_worker = CancellationToken::new();
     let worker_task = tokio::spawn(worker.run(stop_worker.clone()));
     let mut redis = ns::redis().await?;
-    let lease_key = format!("{}:beat:lease", ns.name);
+    let lease_key = drumbeat_common::keys::lease(&ns.name);
 
     let mut beats: Vec<Child> = Vec::new();
     for id in ["beat-a0", "beat-b0"] {

@@ -165,7 +165,7 @@ impl Ns {
         }
         let _ = conn.close(200, "bench cleanup".into()).await;
         let mut r = redis().await?;
-        let pattern = format!("{}:*", self.name);
+        for pattern in [drumbeat_common::keys::ns_key(&self.name, "*"), format!("{}:*", self.name)] {
         let mut cursor: u64 = 0;
         loop {
             let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
@@ -183,6 +183,7 @@ impl Ns {
                 break;
             }
             cursor = next;
+        }
         }
         Ok(())
     }

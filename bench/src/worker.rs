@@ -293,9 +293,9 @@ pub async fn raw_consumer(
                 let Ok(env) = Envelope::decode(&d.data, Some("application/json"), 1 << 20) else {
                     return;
                 };
-                let done_key = format!("{prefix}:task:{}:done", env.id);
-                let claim_key = format!("{prefix}:task:{}:claim", env.id);
-                let starts_key = format!("{prefix}:task:{}:starts", env.id);
+                let done_key = drumbeat_common::keys::task(&prefix, &env.id, "done");
+                let claim_key = drumbeat_common::keys::task(&prefix, &env.id, "claim");
+                let starts_key = drumbeat_common::keys::task(&prefix, &env.id, "starts");
                 let token = format!("raw:{}", uuid::Uuid::new_v4().simple());
                 let claimed: redis::RedisResult<(String, u32)> = scripts
                     .0

@@ -45,7 +45,7 @@ impl AuditLog {
     pub fn new(redis: Redis, ns: &str) -> Self {
         Self {
             redis,
-            key: format!("{ns}:audit"),
+            key: crate::keys::ns_key(ns, "audit"),
         }
     }
 

@@ -9,7 +9,8 @@
 //! - [`schedule`]: crontab / `every` / `at` triggers with the DST rules of docs/design.md §3.
 //! - [`envelope`]: the task message v1 and the dead-letter reasons its decoding maps to.
 //! - [`amqp`]: connection supervisor, topology, confirmed publisher.
-//! - [`redis`]: a pool with timeouts on every step.
+//! - [`redis`]: one connection (single node, Sentinel or Cluster) with a deadline on every call.
+//! - [`keys`]: every Redis key, and the hash tags that keep each script in one cluster slot.
 //! - [`audit`]: the capped log of control actions (who did what, when, why).
 //! - [`control`]: runtime state of the control plane (pauses, runtime schedules, counters,
 //!   last outcomes, presence) in Redis.
@@ -27,6 +28,7 @@ pub mod config;
 pub mod control;
 pub mod dlq;
 pub mod envelope;
+pub mod keys;
 pub mod metrics;
 pub mod ops;
 pub mod redis;

@@ -52,6 +52,15 @@ impl SecretUrl {
         })
     }
 
+    /// A URL-like text the `url` crate cannot read (a multi-host Sentinel or Cluster URL),
+    /// checked elsewhere: kept whole, printed through [`redact`].
+    pub fn from_text(raw: &str) -> Self {
+        Self {
+            raw: raw.to_string(),
+            redacted: redact(raw),
+        }
+    }
+
     /// The full URL, password included: hand it only to a client library.
     pub fn expose(&self) -> &str {
         &self.raw
@@ -72,6 +81,29 @@ impl fmt::Debug for SecretUrl {
 impl fmt::Display for SecretUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.redacted)
+    }
+}
+
+/// A secret that is not a URL (a password set on its own, such as `redis.sentinel_password`):
+/// never printed, only handed to a client library.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps `value`.
+    pub fn new(value: String) -> Self {
+        Self(value)
+    }
+
+    /// The value itself: hand it only to a client library.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
     }
 }
 

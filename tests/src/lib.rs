@@ -117,7 +117,12 @@ connect_timeout = "3s"
 
     /// A Redis key in this namespace.
     pub fn key(&self, rest: &str) -> String {
-        format!("{}:{rest}", self.ns)
+        drumbeat_common::keys::ns_key(&self.ns, rest)
+    }
+
+    /// One task id's dedup key (`claim`, `done`, `starts`, `running`): `ns:task:{id}:kind`.
+    pub fn task_key(&self, id: &str, kind: &str) -> String {
+        drumbeat_common::keys::task(&self.ns, id, kind)
     }
 }
 
@@ -159,11 +164,17 @@ async fn cleanup(ns: &str, queues: &[String]) {
     }
     if let Ok(client) = redis::Client::open(REDIS_URL) {
         if let Ok(mut c) = client.get_multiplexed_async_connection().await {
-            let keys: Vec<String> = redis::cmd("KEYS")
-                .arg(format!("{ns}:*"))
-                .query_async(&mut c)
-                .await
-                .unwrap_or_default();
+            // Both layouts of docs/design.md §13: `{ns}:…` (namespace-tagged) and `ns:…`
+            // (task keys, and v1 keys a migration test plants).
+            let mut keys: Vec<String> = Vec::new();
+            for pattern in [drumbeat_common::keys::ns_key(ns, "*"), format!("{ns}:*")] {
+                let found: Vec<String> = redis::cmd("KEYS")
+                    .arg(pattern)
+                    .query_async(&mut c)
+                    .await
+                    .unwrap_or_default();
+                keys.extend(found);
+            }
             if !keys.is_empty() {
                 let _: redis::RedisResult<()> =
                     redis::cmd("DEL").arg(keys).query_async(&mut c).await;
@@ -202,6 +213,23 @@ pub async fn redis_conn(url: &str) -> redis::aio::MultiplexedConnection {
         .get_multiplexed_async_connection_with_config(&config)
         .await
         .unwrap()
+}
+
+/// Every Redis key of the namespace, sorted: both layouts of docs/design.md §13 (`{ns}:…`
+/// and `ns:…`).
+pub async fn ns_keys(ns: &TestNs) -> Vec<String> {
+    let mut c = redis_conn(REDIS_URL).await;
+    let mut keys: Vec<String> = Vec::new();
+    for pattern in [ns.key("*"), format!("{}:*", ns.ns)] {
+        let found: Vec<String> = redis::cmd("KEYS")
+            .arg(pattern)
+            .query_async(&mut c)
+            .await
+            .expect("KEYS");
+        keys.extend(found);
+    }
+    keys.sort();
+    keys
 }
 
 /// The namespace's audit log (`{ns}:audit`) straight from Redis, newest first, each entry's

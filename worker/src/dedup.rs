@@ -123,7 +123,7 @@ impl Dedup {
     }
 
     fn keys(&self, id: &str) -> [String; 3] {
-        ["done", "claim", "starts"].map(|k| format!("{}:task:{id}:{k}", self.ns))
+        ["done", "claim", "starts"].map(|k| drumbeat_common::keys::task(&self.ns, id, k))
     }
 
     /// Done → `Done`; our own token → `Claimed`; another → `Busy`; `max_attempts` lost starts

@@ -4,6 +4,7 @@
 //! loop of the beat's link and of the worker's two connections) draws its delays from
 //! [`Connector::backoff`].
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -13,6 +14,7 @@ use lapin::{Connection, ConnectionProperties};
 use super::AmqpError;
 use crate::backoff::Backoff;
 use crate::config::AmqpSettings;
+use crate::secret::SecretUrl;
 
 /// Only the most recent retry delays are kept (a broker flapping for weeks must not grow memory).
 const KEPT_DELAYS: usize = 32;
@@ -33,6 +35,8 @@ pub struct Connector {
     min_delay: Duration,
     max_delay: Duration,
     delays: Arc<Mutex<Vec<Duration>>>,
+    /// Index into [`AmqpSettings::nodes`] of the node to try first: the last one that answered.
+    current: Arc<AtomicUsize>,
 }
 
 impl Connector {
@@ -44,6 +48,7 @@ impl Connector {
             min_delay: MIN_DELAY,
             max_delay: MAX_DELAY,
             delays: Arc::default(),
+            current: Arc::default(),
         }
     }
 
@@ -89,19 +94,46 @@ impl Connector {
         self.delays.lock().map(|d| d.clone()).unwrap_or_default()
     }
 
-    /// The broker URL with its password hidden, for logs.
+    /// The URL of the node last connected to (or to be tried first), password hidden, for logs.
     pub(crate) fn redacted_url(&self) -> String {
-        self.settings.url.to_string()
+        let nodes: Vec<_> = self.settings.nodes().collect();
+        let i = self.current.load(Ordering::Relaxed) % nodes.len();
+        nodes[i].to_string()
     }
 
-    /// One attempt, under the connect timeout.
+    /// One attempt per node, each under the connect timeout: the node that answered last
+    /// first, then the others in configured order (docs/design.md §13). With one node this is
+    /// one attempt. The error is the last node's.
     pub async fn connect_once(&self) -> Result<Connection, AmqpError> {
-        let mut uri: AMQPUri = self
-            .settings
-            .url
-            .expose()
-            .parse()
-            .map_err(|_| AmqpError::BadUrl)?;
+        let nodes: Vec<_> = self.settings.nodes().collect();
+        let start = self.current.load(Ordering::Relaxed) % nodes.len();
+        let mut last = None;
+        for k in 0..nodes.len() {
+            let i = (start + k) % nodes.len();
+            match self.connect_node(nodes[i]).await {
+                Ok(c) => {
+                    self.current.store(i, Ordering::Relaxed);
+                    return Ok(c);
+                }
+                Err(e) => {
+                    if nodes.len() > 1 {
+                        tracing::warn!(
+                            name = %self.name,
+                            node = %nodes[i],
+                            error = %e,
+                            "amqp node did not answer; trying the next"
+                        );
+                    }
+                    last = Some(e);
+                }
+            }
+        }
+        Err(last.unwrap_or(AmqpError::BadUrl))
+    }
+
+    /// One attempt at one node, under the connect timeout.
+    async fn connect_node(&self, url: &SecretUrl) -> Result<Connection, AmqpError> {
+        let mut uri: AMQPUri = url.expose().parse().map_err(|_| AmqpError::BadUrl)?;
         if uri.query.heartbeat.is_none() {
             uri.query.heartbeat = Some(DEFAULT_HEARTBEAT_SECS);
         }

@@ -39,6 +39,10 @@ pub const MAX_EXPIRES: Duration = Duration::from_secs(366 * DAY);
 pub const MAX_CONCURRENCY: i64 = 10_000;
 /// `max_attempts`: more attempts than this is a retry loop, not a policy.
 pub const MAX_ATTEMPTS: i64 = 1_000;
+/// `redis.wait_replicas` beyond this is a typo, not a topology.
+pub const MAX_WAIT_REPLICAS: i64 = 100;
+/// A fire published more than a day late is no longer "jittered".
+pub const MAX_JITTER: Duration = Duration::from_secs(DAY);
 /// `amqp.max_body`: RabbitMQ itself refuses messages above 512 MiB.
 pub const MAX_BODY: usize = 512 * 1024 * 1024;
 

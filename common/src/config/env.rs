@@ -1,8 +1,9 @@
 //! `DRUMBEAT__SECTION__KEY=value` environment overrides, merged into the parsed file.
 //!
 //! `__` separates levels and keys are lower-cased (`DRUMBEAT__BEAT__LEASE_TTL` sets
-//! `beat.lease_ttl`). Values that read as integers or booleans become those; `worker.queues`
-//! is a comma-separated list; `ops.tokens.<name>` (`DRUMBEAT__OPS__TOKENS__ALICE`) is always a
+//! `beat.lease_ttl`). Values that read as integers or booleans become those; `worker.queues`,
+//! `worker.celery_queues` and `worker.beat_users` are comma-separated lists (`amqp.url` too: one
+//! URL per node); `ops.tokens.<name>` (`DRUMBEAT__OPS__TOKENS__ALICE`) is always a
 //! string; everything else is a string (durations, URLs, addresses).
 //!
 //! The environment is read as `OsString`s: a variable that is not UTF-8 is no reason to
@@ -57,7 +58,10 @@ pub fn apply(
             // A token is a string whatever it looks like (an all-digit token must not become
             // an integer, whose type error would quote it).
             Value::String(raw)
-        } else if dotted == "worker.queues" {
+        } else if matches!(
+            dotted.as_str(),
+            "worker.queues" | "worker.celery_queues" | "worker.beat_users"
+        ) {
             Value::Array(
                 raw.split(',')
                     .map(|q| Value::String(q.trim().to_string()))

@@ -6,6 +6,7 @@
 //! `beat.renew_every`) and never the text of a URL, so a password cannot leak through it.
 
 pub mod bounds;
+mod connect;
 mod env;
 mod format;
 mod raw;
@@ -22,13 +23,14 @@ use std::time::Duration;
 
 use chrono_tz::Tz;
 
+pub use connect::{amqp_user, ClientCert, RedisMode, RedisTarget, TlsSettings};
 pub use format::{CeleryFormat, MessageFormat};
 pub use retry::RetryPolicy;
 pub use runtime::{parse_schedules_file, RuntimeSpec, MAX_SPEC_BYTES};
 pub use tokens::{OpsTokens, MIN_TOKEN_LEN};
 
 use crate::schedule::Trigger;
-use crate::secret::SecretUrl;
+use crate::secret::{Secret, SecretUrl};
 
 /// RabbitMQ 3.10+ closes a channel whose delivery stays unacked for 30 minutes (its
 /// `consumer_timeout`); a handler allowed to run that long would lose its channel mid-task.
@@ -106,17 +108,30 @@ pub struct OpsSettings {
 /// How to reach Redis.
 #[derive(Debug, Clone)]
 pub struct RedisSettings {
-    /// The server URL; its password is redacted when printed.
+    /// The server URL as configured; its password is redacted when printed. For Sentinel and
+    /// Cluster this is the whole multi-host URL: connect through [`target`](Self::target).
     pub url: SecretUrl,
+    /// `url` split into mode and per-host URLs.
+    pub target: RedisTarget,
     /// Deadline for connecting and for each command.
     pub timeout: Duration,
+    /// The sentinels' own password (`redis.sentinel_password`).
+    pub sentinel_password: Option<Secret>,
+    /// Replicas to `WAIT` for after lease, cursor and done writes; 0 = don't wait.
+    pub wait_replicas: u32,
+    /// `redis.tls`, used with `rediss` schemes.
+    pub tls: TlsSettings,
 }
 
 /// How to reach RabbitMQ.
 #[derive(Debug, Clone)]
 pub struct AmqpSettings {
-    /// The broker URL; its password is redacted when printed.
+    /// The broker URL (the first node); its password is redacted when printed.
     pub url: SecretUrl,
+    /// Further nodes of a cluster, tried in order after `url` (docs/design.md §13).
+    pub fallback: Vec<SecretUrl>,
+    /// `amqp.tls`, used with `amqps://` URLs.
+    pub tls: TlsSettings,
     /// How long a publish may wait for the broker's confirm before it counts as failed.
     pub confirm_timeout: Duration,
     /// Deadline for connecting and for each channel or declare call.
@@ -158,6 +173,8 @@ pub struct WorkerSettings {
     pub ops_addr: Option<SocketAddr>,
     /// Default retry policy.
     pub retry: RetryPolicy,
+    /// AMQP users whose `user_id` may carry `sched:` / `manual:` ids (docs/design.md §14).
+    pub beat_users: Vec<String>,
 }
 
 /// What to do with fires missed by more than `misfire_grace`.
@@ -181,6 +198,39 @@ impl CatchUp {
             Self::Skip => "skip",
             Self::Latest => "latest",
             Self::All => "all",
+        }
+    }
+}
+
+/// What a fire does while another fire of its schedule still runs (docs/design.md §15).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Overlap {
+    /// Run it anyway.
+    #[default]
+    Allow,
+    /// Ack it without running; counted as skipped, reason `overlap`.
+    Skip,
+    /// Hold one (deferred through the delay tiers) until the running one settles; skip more.
+    BufferOne,
+}
+
+impl Overlap {
+    /// The config spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Allow => "allow",
+            Self::Skip => "skip",
+            Self::BufferOne => "buffer_one",
+        }
+    }
+
+    /// Parses the config spelling.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "allow" => Some(Self::Allow),
+            "skip" => Some(Self::Skip),
+            "buffer_one" => Some(Self::BufferOne),
+            _ => None,
         }
     }
 }
@@ -209,6 +259,22 @@ pub struct Schedule {
     pub expires: Option<Duration>,
     /// What each fire is published as (docs/design.md §12).
     pub format: MessageFormat,
+    /// Overlap policy, enforced by the worker (docs/design.md §15).
+    pub overlap: Overlap,
+    /// Fires are published up to this much after their fire time; `None`: on time.
+    pub jitter: Option<Duration>,
+}
+
+impl AmqpSettings {
+    /// Every node in the order to try them: `url`, then `fallback`.
+    pub fn nodes(&self) -> impl Iterator<Item = &SecretUrl> {
+        std::iter::once(&self.url).chain(&self.fallback)
+    }
+
+    /// The AMQP user of `url`, sent as `user_id` on every publish (docs/design.md §14).
+    pub fn user(&self) -> String {
+        amqp_user(&self.url)
+    }
 }
 
 impl Settings {

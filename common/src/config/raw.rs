@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use super::connect::{RawTls, RawUrls};
 use super::tokens::RawToken;
 use crate::secret::RawSecret;
 
@@ -56,19 +57,28 @@ pub struct RawRedis {
     pub url: RawSecret,
     #[serde(default = "default_redis_timeout", with = "humantime_serde")]
     pub timeout: Duration,
+    /// The sentinels' own password, when they have one (docs/design.md §13).
+    pub sentinel_password: Option<RawSecret>,
+    /// `WAIT` for this many replicas after lease, cursor and done writes (0: don't).
+    #[serde(default)]
+    pub wait_replicas: i64,
+    #[serde(default)]
+    pub tls: RawTls,
 }
 
 /// `[amqp]`
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawAmqp {
-    pub url: RawSecret,
+    pub url: RawUrls,
     #[serde(default = "default_confirm_timeout", with = "humantime_serde")]
     pub confirm_timeout: Duration,
     #[serde(default = "default_connect_timeout", with = "humantime_serde")]
     pub connect_timeout: Duration,
     #[serde(default = "default_max_body")]
     pub max_body: usize,
+    #[serde(default)]
+    pub tls: RawTls,
 }
 
 /// `[beat]`
@@ -115,6 +125,8 @@ pub struct RawWorker {
     pub ops_addr: String,
     #[serde(default)]
     pub retry: RawRetry,
+    /// AMQP users that may publish `sched:` / `manual:` ids; `None`: the user of `amqp.url`.
+    pub beat_users: Option<Vec<String>>,
 }
 
 impl Default for RawWorker {
@@ -129,6 +141,7 @@ impl Default for RawWorker {
             done_ttl: default_done_ttl(),
             ops_addr: default_worker_ops(),
             retry: RawRetry::default(),
+            beat_users: None,
         }
     }
 }
@@ -190,6 +203,11 @@ pub struct RawSchedule {
     pub kwargs: Option<serde_json::Value>,
     /// Exchange a Celery message is published to; only with `format = "celery"`.
     pub celery_exchange: Option<String>,
+    /// `"allow"` (the default), `"skip"` or `"buffer_one"` (docs/design.md §15).
+    pub overlap: Option<String>,
+    /// Publish each fire up to this much after its fire time (docs/design.md §15).
+    #[serde(default, with = "humantime_serde")]
+    pub jitter: Option<Duration>,
 }
 
 fn default_namespace() -> String {
@@ -214,10 +232,10 @@ fn default_renew_every() -> Duration {
     Duration::from_secs(2)
 }
 fn default_beat_ops() -> String {
-    "0.0.0.0:9464".into()
+    "127.0.0.1:9464".into()
 }
 fn default_worker_ops() -> String {
-    "0.0.0.0:9465".into()
+    "127.0.0.1:9465".into()
 }
 fn default_queues() -> Vec<String> {
     vec![default_queue()]

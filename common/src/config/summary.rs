@@ -4,7 +4,7 @@
 use serde_json::{json, Value};
 
 use super::retry::tier_label;
-use super::{RetryPolicy, Settings};
+use super::{RedisMode, RetryPolicy, Settings, TlsSettings};
 use crate::schedule::Trigger;
 
 fn dur(d: std::time::Duration) -> String {
@@ -19,6 +19,14 @@ fn retry(r: &RetryPolicy) -> Value {
     })
 }
 
+fn tls(t: &TlsSettings) -> Value {
+    json!({
+        "ca_file": t.ca_file.as_ref().map(|p| p.display().to_string()),
+        "cert_file": t.client.as_ref().map(|c| c.cert_file.display().to_string()),
+        "insecure": t.insecure,
+    })
+}
+
 impl Settings {
     /// The effective settings, with URL passwords shown as `***` and ops tokens by name only.
     pub fn summary(&self) -> Value {
@@ -29,10 +37,19 @@ impl Settings {
             "namespace": self.namespace,
             "redis": {
                 "url": self.redis.url.redacted(),
+                "mode": match &self.redis.target.mode {
+                    RedisMode::Single => "single".to_string(),
+                    RedisMode::Sentinel { master, db } => format!("sentinel (master {master}, db {db})"),
+                    RedisMode::Cluster => "cluster".to_string(),
+                },
                 "timeout": dur(self.redis.timeout),
+                "wait_replicas": self.redis.wait_replicas,
+                "sentinel_password": self.redis.sentinel_password.as_ref().map(|_| "***"),
+                "tls": tls(&self.redis.tls),
             },
             "amqp": {
-                "url": self.amqp.url.redacted(),
+                "url": self.amqp.nodes().map(|u| u.redacted()).collect::<Vec<_>>(),
+                "tls": tls(&self.amqp.tls),
                 "confirm_timeout": dur(self.amqp.confirm_timeout),
                 "connect_timeout": dur(self.amqp.connect_timeout),
                 "max_body": self.amqp.max_body,
@@ -52,6 +69,7 @@ impl Settings {
                 "done_ttl": dur(self.worker.done_ttl),
                 "ops_addr": addr(&self.worker.ops_addr),
                 "retry": retry(&self.worker.retry),
+                "beat_users": self.worker.beat_users,
                 "queue_policies": self.worker.queues.iter().chain(&self.worker.celery_queues).map(|q| {
                     let p = self.retry_policy(q);
                     let tiers: Vec<String> = p.tiers().into_iter().map(tier_label).collect();
@@ -82,6 +100,8 @@ impl Settings {
                     "misfire_grace": dur(s.misfire_grace),
                     "catch_up": s.catch_up.as_str(),
                     "expires": s.expires.map(dur),
+                    "overlap": s.overlap.as_str(),
+                    "jitter": s.jitter.map(dur),
                 })
             }).collect::<Vec<_>>(),
         })

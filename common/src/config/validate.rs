@@ -7,12 +7,13 @@ use std::time::Duration;
 use chrono_tz::Tz;
 
 use super::bounds::{self, quote};
+use super::connect;
 use super::format;
 use super::raw::{RawRetry, RawSchedule, RawSettings};
 use super::tokens::{self, OpsTokens};
 use super::{
-    AmqpSettings, BeatSettings, CatchUp, ConfigError, OpsSettings, RedisSettings, RetryPolicy,
-    Schedule, Settings, WorkerSettings, MAX_HANDLER_TIMEOUT,
+    AmqpSettings, BeatSettings, CatchUp, ConfigError, OpsSettings, Overlap, RedisMode,
+    RedisSettings, RetryPolicy, Schedule, Settings, WorkerSettings, MAX_HANDLER_TIMEOUT,
 };
 use crate::schedule::Trigger;
 use crate::secret::SecretUrl;
@@ -23,12 +24,38 @@ pub(super) fn validate(raw: RawSettings, raw_schedules: Vec<RawSchedule>) -> Res
     let namespace = check_name("namespace", &raw.namespace, 40, |c| {
         c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-'
     })?;
-    let redis = RedisSettings {
-        url: url("redis.url", &raw.redis.url.0, &["redis", "rediss"])?,
-        timeout: network_timeout("redis.timeout", raw.redis.timeout)?,
+    let target = connect::redis_target("redis.url", &raw.redis.url.0)?;
+    let redis_url = match target.mode {
+        RedisMode::Single => target.nodes[0].clone(),
+        // Not a single URL the `url` crate can read (several hosts): redacted as text.
+        _ => SecretUrl::from_text(&raw.redis.url.0),
     };
+    let wait_replicas = match u32::try_from(raw.redis.wait_replicas) {
+        Ok(n) if i64::from(n) <= bounds::MAX_WAIT_REPLICAS => n,
+        _ => {
+            return Err(ConfigError::field(
+                "redis.wait_replicas",
+                format!(
+                    "must be between 0 and {}, got {}",
+                    bounds::MAX_WAIT_REPLICAS,
+                    raw.redis.wait_replicas
+                ),
+            ))
+        }
+    };
+    let redis = RedisSettings {
+        url: redis_url,
+        target,
+        timeout: network_timeout("redis.timeout", raw.redis.timeout)?,
+        sentinel_password: connect::secret(&raw.redis.sentinel_password),
+        wait_replicas,
+        tls: connect::tls("redis.tls", &raw.redis.tls)?,
+    };
+    let (amqp_url, fallback) = connect::amqp_urls(&raw.amqp.url)?;
     let amqp = AmqpSettings {
-        url: url("amqp.url", &raw.amqp.url.0, &["amqp", "amqps"])?,
+        url: amqp_url,
+        fallback,
+        tls: connect::tls("amqp.tls", &raw.amqp.tls)?,
         confirm_timeout: network_timeout("amqp.confirm_timeout", raw.amqp.confirm_timeout)?,
         connect_timeout: network_timeout("amqp.connect_timeout", raw.amqp.connect_timeout)?,
         max_body: max_body(raw.amqp.max_body)?,
@@ -115,6 +142,7 @@ pub(super) fn validate(raw: RawSettings, raw_schedules: Vec<RawSchedule>) -> Res
         done_ttl: bounds::positive_at_most("worker.done_ttl", w.done_ttl, bounds::MAX_DONE_TTL)?,
         ops_addr: ops_addr("worker.ops_addr", &w.ops_addr)?,
         retry: retry("worker.retry", &w.retry)?,
+        beat_users: beat_users(w.beat_users.as_deref(), &amqp)?,
     };
     let mut queue_retry = BTreeMap::new();
     for (name, q) in &raw.queues {
@@ -213,6 +241,20 @@ pub(super) fn schedule(path: &str, s: &RawSchedule) -> Result<Schedule> {
         s.misfire_grace,
         bounds::MAX_MISFIRE_GRACE,
     )?;
+    let overlap = match &s.overlap {
+        None => Overlap::Allow,
+        Some(o) => Overlap::parse(o).ok_or_else(|| {
+            ConfigError::field(
+                field("overlap"),
+                format!("must be allow, skip or buffer_one, got `{}`", quote(o)),
+            )
+        })?,
+    };
+    let jitter = match s.jitter {
+        None => None,
+        Some(j) if j.is_zero() => None,
+        Some(j) => Some(jitter(&field("jitter"), j, &trigger, timezone)?),
+    };
     Ok(Schedule {
         name,
         task: s.task.clone(),
@@ -224,7 +266,74 @@ pub(super) fn schedule(path: &str, s: &RawSchedule) -> Result<Schedule> {
         catch_up,
         expires: s.expires,
         format: formatted.format,
+        overlap,
+        jitter,
     })
+}
+
+/// `jitter` must stay under the schedule's smallest interval, so a jittered fire is always
+/// published before the next nominal one (docs/design.md §15).
+fn jitter(path: &str, j: Duration, trigger: &Trigger, tz: Tz) -> Result<Duration> {
+    bounds::at_most(path, j, bounds::MAX_JITTER)?;
+    let smallest = match trigger {
+        Trigger::Every(d) => Some(*d),
+        Trigger::At(_) => None,
+        Trigger::Cron(_) => smallest_cron_gap(trigger, tz),
+    };
+    match smallest {
+        Some(gap) if j >= gap => Err(ConfigError::field(
+            path,
+            format!(
+                "must be less than the schedule's smallest interval ({})",
+                humantime::format_duration(gap)
+            ),
+        )),
+        _ => Ok(j),
+    }
+}
+
+/// The smallest gap between consecutive fires of a cron over the next ~400 days (bounded to
+/// 20 000 fires: a per-minute cron shows its gap long before that).
+fn smallest_cron_gap(trigger: &Trigger, tz: Tz) -> Option<Duration> {
+    let start = chrono::Utc::now();
+    let horizon = start + chrono::Duration::days(400);
+    let mut prev = trigger.next_after(start, tz)?;
+    let mut smallest: Option<Duration> = None;
+    for _ in 0..20_000 {
+        let Some(next) = trigger.next_after(prev, tz) else {
+            break;
+        };
+        if let Ok(gap) = (next - prev).to_std() {
+            smallest = Some(smallest.map_or(gap, |s| s.min(gap)));
+        }
+        if next > horizon || smallest == Some(Duration::from_secs(60)) {
+            break;
+        }
+        prev = next;
+    }
+    smallest
+}
+
+/// `worker.beat_users`: default the user of `amqp.url` (docs/design.md §14).
+fn beat_users(raw: Option<&[String]>, amqp: &AmqpSettings) -> Result<Vec<String>> {
+    let Some(list) = raw else {
+        return Ok(vec![amqp.user()]);
+    };
+    if list.is_empty() {
+        return Err(ConfigError::field(
+            "worker.beat_users",
+            "must name at least one AMQP user (leave it out for the user of amqp.url)",
+        ));
+    }
+    for (i, u) in list.iter().enumerate() {
+        if u.is_empty() || u.len() > 255 {
+            return Err(ConfigError::field(
+                format!("worker.beat_users[{i}]"),
+                "must be 1-255 bytes",
+            ));
+        }
+    }
+    Ok(list.to_vec())
 }
 
 fn retry(path: &str, r: &RawRetry) -> Result<RetryPolicy> {
@@ -267,10 +376,6 @@ fn queue_name(path: &str, v: &str) -> Result<String> {
     check_name(path, v, 100, |c| {
         c.is_ascii_alphanumeric() || c == '_' || c == '-'
     })
-}
-
-fn url(path: &str, raw: &str, schemes: &'static [&'static str]) -> Result<SecretUrl> {
-    SecretUrl::parse(raw, schemes).map_err(|e| ConfigError::field(path, e.to_string()))
 }
 
 fn positive(path: &str, v: i64) -> Result<i64> {

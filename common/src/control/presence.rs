@@ -43,7 +43,7 @@ pub struct WorkerSeen {
 
 impl ControlStore {
     fn presence_key(&self, kind: &str) -> String {
-        format!("{}:presence:{kind}", self.ns)
+        crate::keys::ns_key(&self.ns, &format!("presence:{kind}"))
     }
 
     async fn seen(&self, kind: &str, id: &str, json: String) -> Result<(), RedisError> {

@@ -5,6 +5,7 @@ use chrono::{DateTime, Utc};
 use redis::Script;
 
 use super::{rfc3339_ms, Pause, RuntimeRecord, Snapshot};
+use crate::keys;
 use crate::redis::{Redis, RedisError};
 
 /// Sets each named field to the pause JSON and bumps the version.
@@ -101,10 +102,10 @@ impl ControlStore {
         Self {
             redis,
             ns: ns.to_string(),
-            version_key: format!("{ns}:ctl:version"),
-            paused_key: format!("{ns}:ctl:paused"),
-            resumed_key: format!("{ns}:ctl:resumed"),
-            schedules_key: format!("{ns}:ctl:schedules"),
+            version_key: keys::ns_key(ns, "ctl:version"),
+            paused_key: keys::ns_key(ns, "ctl:paused"),
+            resumed_key: keys::ns_key(ns, "ctl:resumed"),
+            schedules_key: keys::ns_key(ns, "ctl:schedules"),
         }
     }
 
@@ -331,7 +332,7 @@ impl ControlStore {
     /// The lease holder's id and the lease's time left in ms (docs/design.md §6.1: the key
     /// `{ns}:beat:lease` holds `"{id} {token}"`); `None` when nobody leads.
     pub async fn leader(&self) -> Result<Option<(String, u64)>, RedisError> {
-        let key = format!("{}:beat:lease", self.ns);
+        let key = keys::lease(&self.ns);
         let mut conn = self.redis.conn();
         let mut pipe = redis::pipe();
         pipe.cmd("GET").arg(&key).cmd("PTTL").arg(&key);
@@ -348,6 +349,6 @@ impl ControlStore {
 
     /// Key of a schedule's counters and last fire/outcome hash.
     pub fn stats_key(&self, name: &str) -> String {
-        format!("{}:sched:{name}", self.ns)
+        keys::ns_key(&self.ns, &format!("sched:{name}"))
     }
 }

@@ -125,7 +125,7 @@ async fn republish(
     d: &crate::amqp::lapin::message::Delivery,
 ) -> Result<(), DlqError> {
     if !info.id.is_empty() {
-        let key = format!("{}:task:{}:starts", settings.namespace, info.id);
+        let key = crate::keys::task(&settings.namespace, &info.id, "starts");
         let mut conn = redis.conn();
         let _: i64 = redis
             .timed(redis::cmd("DEL").arg(&key).query_async(&mut conn))

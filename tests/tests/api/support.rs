@@ -115,16 +115,5 @@ pub async fn control_keys(ns: &TestNs) -> Vec<String> {
         .collect()
 }
 
-/// Every key of the namespace in Redis.
-pub async fn ns_keys(ns: &TestNs) -> Vec<String> {
-    let mut c = drumbeat_tests::redis_conn(drumbeat_tests::REDIS_URL).await;
-    let mut keys: Vec<String> = redis::cmd("KEYS")
-        .arg(format!("{}:*", ns.ns))
-        .query_async(&mut c)
-        .await
-        .unwrap();
-    keys.sort();
-    keys
-}
-
+pub use drumbeat_tests::ns_keys;
 pub use drumbeat_tests::audit_entries;

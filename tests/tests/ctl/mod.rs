@@ -88,17 +88,7 @@ pub(super) async fn ctl_fails(cfg: &Path, args: &[&str], want: i32) -> String {
 
 pub(super) use drumbeat_tests::audit_entries;
 
-/// Every Redis key of the namespace.
-pub(super) async fn keys(ns: &TestNs) -> Vec<String> {
-    let mut c = redis_conn(REDIS_URL).await;
-    let mut k: Vec<String> = redis::cmd("KEYS")
-        .arg(format!("{}:*", ns.ns))
-        .query_async(&mut c)
-        .await
-        .unwrap();
-    k.sort();
-    k
-}
+pub(super) use drumbeat_tests::ns_keys as keys;
 
 /// The namespace's control store, for seeding what beats and workers would write.
 pub(super) fn store(ns: &TestNs) -> ControlStore {

@@ -35,7 +35,7 @@ async fn a_claim_whose_reply_came_late_is_recognised_on_retry() {
                 r.record(&task.id, task.attempt);
                 let mut c = redis_conn(REDIS_URL).await;
                 let n: Option<String> = redis::cmd("HGET")
-                    .arg(format!("{key_ns}:task:{}:starts", task.id))
+                    .arg(drumbeat_common::keys::task(&key_ns, &task.id, "starts"))
                     .arg("n")
                     .query_async(&mut c)
                     .await

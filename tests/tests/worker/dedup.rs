@@ -123,7 +123,7 @@ async fn copy_whose_claimer_died_is_deferred_then_runs() {
     let mut c = redis_conn(REDIS_URL).await;
     let ttl_ms = 2000;
     let _: () = redis::cmd("SET")
-        .arg(ns.key("task:orphan:claim"))
+        .arg(ns.task_key("orphan", "claim"))
         .arg("dead-worker:token")
         .arg("PX")
         .arg(ttl_ms)

@@ -212,7 +212,7 @@ pub fn attempts(d: &Delivery) -> i64 {
 pub async fn is_done(ns: &TestNs, redis_url: &str, id: &str) -> bool {
     let mut c = drumbeat_tests::redis_conn(redis_url).await;
     let n: i64 = redis::cmd("EXISTS")
-        .arg(ns.key(&format!("task:{id}:done")))
+        .arg(ns.task_key(id, "done"))
         .query_async(&mut c)
         .await
         .unwrap_or(0);

@@ -13,7 +13,7 @@ use super::*;
 async fn replay_by_id_republishes_exactly_that_one_and_resets_its_counts() {
     let ns = TestNs::new("dlq-replay");
     let (settings, cfg) = four_dead_letters(&ns).await;
-    let starts = ns.key("task:later-1:starts");
+    let starts = ns.task_key("later-1", "starts");
     let mut c = redis_conn(REDIS_URL).await;
     let _: () = redis::cmd("HSET")
         .arg(&starts)
