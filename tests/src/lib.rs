@@ -13,6 +13,7 @@ pub mod ops;
 pub mod procs;
 pub mod rabbit;
 pub mod relay;
+pub mod tls;
 
 use std::future::Future;
 use std::path::PathBuf;
