@@ -7,7 +7,8 @@
 //! |---|---|---|
 //! | `{ns}:beat:lease`, `{ns}:beat:cursor:{name}` | the namespace | a cursor advance is fenced by the lease in one script |
 //! | `{ns}:ctl:*`, `{ns}:sched:{name}`, `{ns}:presence:*`, `{ns}:audit` | the namespace | control writes bump `{ns}:ctl:version` in the same script |
-//! | `ns:task:{id}:claim`, `…:done`, `…:starts`, `…:running` (docs/design.md §15) | the task id | one task's dedup script touches only these, and ids spread the dedup load over the cluster |
+//! | `ns:task:{id}:claim`, `…:done`, `…:starts` | the task id | one task's dedup script touches only these, and ids spread the dedup load over the cluster |
+//! | `{ns}:running:{name}`, `{ns}:waiting:{name}` (docs/design.md §15) | the namespace | a schedule's overlap markers: per schedule, not per id |
 //!
 //! Braces are literal in every mode, so a deployment can move from one Redis to a cluster
 //! without renaming anything. v1 named the beat's keys without braces (`ns:beat:lease`); the
@@ -33,7 +34,17 @@ pub fn cursor_prefix(ns: &str) -> String {
     ns_key(ns, "beat:cursor:")
 }
 
-/// `ns:task:{id}:{kind}`: one task id's dedup keys (`claim`, `done`, `starts`, `running`),
+/// `{ns}:running:{name}`: which fire of schedule `name` runs now (overlap policy, §15).
+pub fn running(ns: &str, schedule: &str) -> String {
+    ns_key(ns, &format!("running:{schedule}"))
+}
+
+/// `{ns}:waiting:{name}`: the one fire of `name` held back by `overlap = "buffer_one"`.
+pub fn waiting(ns: &str, schedule: &str) -> String {
+    ns_key(ns, &format!("waiting:{schedule}"))
+}
+
+/// `ns:task:{id}:{kind}`: one task id's dedup keys (`claim`, `done`, `starts`),
 /// tagged by the id so they share a slot and different ids spread over a cluster.
 pub fn task(ns: &str, id: &str, kind: &str) -> String {
     format!("{ns}:task:{{{id}}}:{kind}")
@@ -81,7 +92,7 @@ mod tests {
     #[test]
     fn one_task_shares_a_slot_and_two_tasks_do_not() {
         let id = "sched:nightly:2026-01-01T00:00:00Z";
-        let tags: Vec<String> = ["claim", "done", "starts", "running"]
+        let tags: Vec<String> = ["claim", "done", "starts"]
             .iter()
             .map(|k| hash_tag(&task("drumbeat", id, k)).to_string())
             .collect();
