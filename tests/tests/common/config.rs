@@ -89,6 +89,23 @@ fn refused_configs_name_the_field() {
             "[queues.q.retry]\nbackoff_base = \"10s\"\nbackoff_max = \"1s\"\n".into(),
             "queues.q.retry.backoff_max",
         ),
+        (
+            sched(&format!("{ok_every}\noverlap = \"forbid\"")),
+            "schedules[0].overlap",
+        ),
+        (
+            sched("every = \"30s\"\njitter = \"30s\""),
+            "schedules[0].jitter",
+        ),
+        (
+            sched("cron = \"*/5 * * * *\"\njitter = \"6m\""),
+            "schedules[0].jitter",
+        ),
+        (
+            sched("at = \"2030-01-01T00:00:00Z\"\njitter = \"2d\""),
+            "schedules[0].jitter",
+        ),
+        ("[worker]\nbeat_users = []\n".into(), "worker.beat_users"),
     ];
     let mut cases = cases;
     cases.extend(too_large_cases());
@@ -106,6 +123,59 @@ fn refused_configs_name_the_field() {
         }
     }
     println!("{} refused configs checked", cases.len());
+}
+
+/// The connection settings of docs/design.md §13-14 and the schedule keys of §15, accepted.
+#[test]
+fn cluster_tls_and_overlap_settings_are_read() {
+    let s = Settings::from_toml(&format!(
+        r#"namespace = "cfgtest"
+[redis]
+url = "redis+sentinel://:hunter2pw@127.0.0.1:26379,127.0.0.1:26380/mymaster/1"
+sentinel_password = "hunter2pw"
+wait_replicas = 1
+[amqp]
+url = ["amqp://beat:hunter2pw@127.0.0.1:5672/%2f", "amqp://beat:hunter2pw@127.0.0.1:5673/%2f"]
+{}"#,
+        sched("every = \"1m\"\noverlap = \"buffer_one\"\njitter = \"59s\"")
+    ))
+    .unwrap();
+    assert_eq!(s.amqp.nodes().count(), 2);
+    assert_eq!(s.worker.beat_users, vec!["beat".to_string()]);
+    assert_eq!(s.redis.wait_replicas, 1);
+    assert_eq!(s.redis.target.nodes.len(), 2);
+    assert_eq!(s.schedules[0].overlap.as_str(), "buffer_one");
+    assert_eq!(s.schedules[0].jitter, Some(std::time::Duration::from_secs(59)));
+    let shown = format!("{:#}", s.summary());
+    assert!(!shown.contains("hunter2pw"), "{shown}");
+    assert!(shown.contains("\"mode\": \"sentinel (master mymaster, db 1)\""), "{shown}");
+    // Without an ops_addr the ops servers listen on loopback only (docs/design.md §14).
+    assert_eq!(
+        s.beat.ops_addr.map(|a| a.to_string()).as_deref(),
+        Some("127.0.0.1:9464")
+    );
+    assert_eq!(
+        s.worker.ops_addr.map(|a| a.to_string()).as_deref(),
+        Some("127.0.0.1:9465")
+    );
+}
+
+#[test]
+fn refused_connection_settings_name_the_field() {
+    for (redis, amqp, field) in [
+        ("wait_replicas = -1", "", "redis.wait_replicas"),
+        ("wait_replicas = 101", "", "redis.wait_replicas"),
+        ("tls = { ca_file = \"/nonexistent/ca.pem\" }", "", "redis.tls.ca_file"),
+        ("", "tls = { cert_file = \"/etc/hostname\" }", "amqp.tls.key_file"),
+    ] {
+        let text = format!(
+            "[redis]\nurl = \"redis://:hunter2pw@127.0.0.1:6379/0\"\n{redis}\n\
+             [amqp]\nurl = \"amqp://guest:hunter2pw@127.0.0.1:5672/%2f\"\n{amqp}\n"
+        );
+        let e = Settings::from_toml(&text).expect_err(field).to_string();
+        assert!(e.starts_with(field), "expected {field}: {e}");
+        assert!(!e.contains("hunter2pw"), "{e}");
+    }
 }
 
 /// Values that parse but would overflow later arithmetic (chrono, `Instant + Duration`, Redis
@@ -308,9 +378,17 @@ fn environment_overrides_the_file() {
         &[
             ("DRUMBEAT__BEAT__LEASE_TTL", "30s"),
             ("DRUMBEAT__WORKER__QUEUES", "a,b"),
+            (
+                "DRUMBEAT__AMQP__URL",
+                "amqp://guest:hunter2pw@127.0.0.1:5672/%2f,amqp://guest:hunter2pw@127.0.0.1:5673/%2f",
+            ),
+            ("DRUMBEAT__WORKER__BEAT_USERS", "beat,ops"),
         ],
     );
     assert_eq!(code, Some(0), "{text}");
+    assert!(text.contains("127.0.0.1:5673"), "both AMQP nodes: {text}");
+    assert!(text.contains("\"ops\""), "beat_users from the environment: {text}");
+    assert!(!text.contains("hunter2pw"), "{text}");
     assert!(text.contains("\"lease_ttl\": \"30s\""), "{text}");
     assert!(text.contains("\"a\","), "{text}");
     let _ = std::fs::remove_dir_all(dir);

@@ -6,4 +6,5 @@ mod envelope;
 mod fuzz;
 mod fuzz_gen;
 mod fuzz_pools;
+mod kubernetes;
 mod metrics;
