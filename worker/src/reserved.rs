@@ -91,7 +91,10 @@ mod tests {
             assert_eq!(refusal(&s, id, &from(Some("beat"))), None, "{id}");
             assert_eq!(refusal(&s, id, &from(Some("ops"))), None, "{id}");
             let e = refusal(&s, id, &from(Some("billing"))).unwrap();
-            assert!(e.contains("`billing`") && e.contains("worker.beat_users"), "{e}");
+            assert!(
+                e.contains("`billing`") && e.contains("worker.beat_users"),
+                "{e}"
+            );
             let e = refusal(&s, id, &from(None)).unwrap();
             assert!(e.contains("no user_id"), "{e}");
         }
@@ -100,7 +103,13 @@ mod tests {
     #[test]
     fn other_ids_run_from_anyone() {
         let s = settings(&["beat"]);
-        for id in ["invoice-1", "Sched:x", " sched:x", "scheduled:x", "manual-x"] {
+        for id in [
+            "invoice-1",
+            "Sched:x",
+            " sched:x",
+            "scheduled:x",
+            "manual-x",
+        ] {
             assert_eq!(refusal(&s, id, &from(None)), None, "{id}");
             assert_eq!(refusal(&s, id, &from(Some("billing"))), None, "{id}");
         }
