@@ -182,3 +182,54 @@ async fn a_stranger_cannot_forge_or_preempt_a_scheduled_fire() {
     let _ = conn.close(200, "bye".into()).await;
     worker.shutdown().await;
 }
+
+/// A worker whose own AMQP user is not in `beat_users` would dead-letter its own retries of
+/// scheduled fires: it says so at start.
+#[tokio::test]
+async fn a_worker_whose_user_is_not_a_beat_user_warns_at_start() {
+    let ns = TestNs::new("beatusers");
+    let cfg = ns.config_file(
+        "w.toml",
+        "[worker]\nqueues = [\"q\"]\nops_addr = \"off\"\nbeat_users = [\"drumbeat-beat\"]\n",
+    );
+    let w = Proc::spawn(
+        "worker",
+        &["--config", cfg.to_str().unwrap(), "--id", "w1", "run"],
+        &[("NO_COLOR", "1")],
+        &ns.dir,
+        "worker",
+    );
+    let line = poll_until(
+        "the beat_users warning",
+        Duration::from_secs(20),
+        || async {
+            w.log_text()
+                .lines()
+                .find(|l| l.contains("not in worker.beat_users"))
+                .map(str::to_string)
+        },
+    )
+    .await;
+    assert!(line.contains("WARN") && line.contains("guest"), "{line}");
+    let ok = ns.config_file(
+        "ok.toml",
+        "[worker]\nqueues = [\"q\"]\nops_addr = \"off\"\n",
+    );
+    let quiet = Proc::spawn(
+        "worker",
+        &["--config", ok.to_str().unwrap(), "--id", "w2", "run"],
+        &[("NO_COLOR", "1")],
+        &ns.dir,
+        "quiet",
+    );
+    poll_until(
+        "the default worker consumes",
+        Duration::from_secs(20),
+        || async { quiet.log_text().contains("consuming").then_some(()) },
+    )
+    .await;
+    assert!(
+        !quiet.log_text().contains("beat_users"),
+        "the default (its own user) needs no warning"
+    );
+}
