@@ -176,6 +176,7 @@ impl Beat {
                 reader,
                 overlays: overlay_rx,
                 reporter,
+                user: s.amqp.user(),
             },
         );
         tracing::info!(id = %self.id, schedules = ticker.len(), "beat started");

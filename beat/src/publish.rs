@@ -108,9 +108,12 @@ pub fn outgoing(schedule: &Schedule, env: &Envelope, tasks_exchange: &str) -> Ou
 
 /// Publishes `fires` pipelined, with up to [`WINDOW`] confirms outstanding at any moment (a
 /// sliding window: the pipe never drains at a window boundary); one result per fire, in order.
+/// Every fire carries `user_id` = `user` (the connection's own, which RabbitMQ checks): workers
+/// run the reserved `sched:` ids only from the users in `worker.beat_users` (docs/design.md §14).
 pub async fn publish_batch(
     publisher: &Publisher,
     topology: &Topology,
+    user: &str,
     fires: &[(&Schedule, DateTime<Utc>)],
     may_publish: impl Fn() -> bool,
 ) -> Vec<Result<(), FireError>> {
@@ -129,7 +132,12 @@ pub async fn publish_batch(
         }
         let out = outgoing(schedule, &envelope(schedule, *at), &exchange);
         let sent = publisher
-            .start(&out.exchange, &out.routing_key, &out.body, out.properties)
+            .start(
+                &out.exchange,
+                &out.routing_key,
+                &out.body,
+                out.properties.with_user_id(user.into()),
+            )
             .await;
         match sent {
             Ok(pending) => in_flight.push(wait(i, pending)),

@@ -33,7 +33,8 @@ impl Ticker {
                     .map(|f| (plan.schedule(f.idx).as_ref(), f.at))
                     .collect();
                 let lease = self.lease.clone();
-                publish_batch(p, &self.topology, &batch, move || lease.may_publish()).await
+                let may_publish = move || lease.may_publish();
+                publish_batch(p, &self.topology, &self.user, &batch, may_publish).await
             }
             None => fires.iter().map(|_| Err(FireError::NotConnected)).collect(),
         };

@@ -73,6 +73,8 @@ pub struct Ticker {
     pub(crate) applied: Option<Arc<Overlay>>,
     /// Stats of confirmed and skipped fires, off the hot path.
     pub(crate) reporter: Reporter,
+    /// `user_id` of every fire: workers run reserved ids only from `worker.beat_users`.
+    pub(crate) user: String,
 }
 
 /// What [`Ticker::new`] needs besides the schedules.
@@ -99,6 +101,8 @@ pub struct Parts {
     pub overlays: watch::Receiver<Option<Arc<Overlay>>>,
     /// Stats channel.
     pub reporter: Reporter,
+    /// The AMQP user of `amqp.url`, the `user_id` of every fire (docs/design.md §14).
+    pub user: String,
 }
 
 impl Ticker {
@@ -123,6 +127,7 @@ impl Ticker {
             overlays: p.overlays,
             applied: None,
             reporter: p.reporter,
+            user: p.user,
         }
     }
 

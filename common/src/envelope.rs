@@ -65,11 +65,14 @@ pub enum DeadReason {
     Rejected,
     /// Every allowed attempt failed.
     MaxAttempts,
+    /// A reserved id (`sched:` / `manual:`) published by an AMQP user not in
+    /// `worker.beat_users` (docs/design.md §14): never run, never claimed.
+    ForbiddenId,
 }
 
 impl DeadReason {
     /// Every reason, for metrics and docs.
-    pub const ALL: [DeadReason; 8] = [
+    pub const ALL: [DeadReason; 9] = [
         Self::InvalidJson,
         Self::InvalidEnvelope,
         Self::UnsupportedContentType,
@@ -78,6 +81,7 @@ impl DeadReason {
         Self::InvalidArgs,
         Self::Rejected,
         Self::MaxAttempts,
+        Self::ForbiddenId,
     ];
 
     /// The wire spelling.
@@ -91,6 +95,7 @@ impl DeadReason {
             Self::InvalidArgs => "invalid-args",
             Self::Rejected => "rejected",
             Self::MaxAttempts => "max-attempts",
+            Self::ForbiddenId => "forbidden-id",
         }
     }
 }

@@ -4,9 +4,22 @@ use std::time::Duration;
 
 use lapin::options::{BasicAckOptions, BasicGetOptions, QueueDeclareOptions};
 use lapin::types::FieldTable;
-use lapin::{Channel, Connection, ConnectionProperties};
+use lapin::{BasicProperties, Channel, Connection, ConnectionProperties};
 
 use crate::AMQP_URL;
+
+/// The AMQP user of [`AMQP_URL`]: what beats and workers of the default test config use, and
+/// so the only `user_id` their workers accept on `sched:` / `manual:` ids (docs/design.md §14).
+pub const TEST_USER: &str = "guest";
+
+/// `props` with `user_id` = [`TEST_USER`] unless they name one: what a test publishing a
+/// reserved id as if it were the beat must send (RabbitMQ checks it against the connection).
+pub fn as_test_user(props: BasicProperties) -> BasicProperties {
+    if props.user_id().is_some() {
+        return props;
+    }
+    props.with_user_id(TEST_USER.into())
+}
 
 pub async fn connect() -> lapin::Result<Connection> {
     Connection::connect(AMQP_URL, ConnectionProperties::default()).await

@@ -14,6 +14,7 @@ pub mod procs;
 pub mod rabbit;
 pub mod relay;
 pub mod tls;
+pub mod users;
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -22,7 +23,7 @@ use std::time::{Duration, Instant};
 use drumbeat_common::Settings;
 
 pub use ops::{http_get, http_request, metric, HttpResponse};
-pub use procs::{bin_path, free_port, PrivateRedis, Proc};
+pub use procs::{assert_no_markers, bin_path, free_port, PrivateRedis, Proc, MARKERS};
 pub use relay::Relay;
 
 pub const REDIS_URL: &str = "redis://127.0.0.1:6379/0";

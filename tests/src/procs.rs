@@ -19,7 +19,41 @@ pub fn bin_path(name: &str) -> PathBuf {
     p
 }
 
-/// A child process whose stdout+stderr go to a log file; killed on drop.
+/// Secrets the log-hygiene test plants (docs/design.md §14): a RabbitMQ and a Redis password,
+/// an ops token, and the password and query token of an `http` task's URL. None of them may
+/// appear in anything a test captures from our binaries: every [`Proc`] checks its output for
+/// them when it is dropped, so the check covers the whole suite, not one test.
+pub const MARKERS: &[&str] = &[
+    "mkAmqpPw7f3c9e1d5a",
+    "mkRedisPw5b1d8a3c7",
+    "mkOpsTok2e6f4c8b9d",
+    "mkHttpPw9a7b3d2e6",
+    "mkHttpTok4c8e1f7a3",
+];
+
+/// Panics naming `what` when `text` holds one of the [`MARKERS`].
+pub fn assert_no_markers(what: &str, text: &str) {
+    for m in MARKERS {
+        if let Some(at) = text.find(m) {
+            let from = text[..at]
+                .char_indices()
+                .rev()
+                .nth(200)
+                .map_or(0, |(i, _)| i);
+            let to = (at + m.len() + 200).min(text.len());
+            let to = (to..=text.len())
+                .find(|i| text.is_char_boundary(*i))
+                .unwrap_or(text.len());
+            panic!(
+                "secret marker {m} leaked into {what}:\n…{}…",
+                &text[from..to]
+            );
+        }
+    }
+}
+
+/// A child process whose stdout+stderr go to a log file; killed on drop, when its output is
+/// checked for leaked [`MARKERS`].
 pub struct Proc {
     pub child: Child,
     pub log: PathBuf,
@@ -87,6 +121,11 @@ impl Proc {
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
+
+    /// Panics when the output so far holds a leaked secret marker.
+    pub fn check_markers(&self) {
+        assert_no_markers(&format!("the output of {}", self.name), &self.log_text());
+    }
 }
 
 impl Drop for Proc {
@@ -95,6 +134,9 @@ impl Drop for Proc {
         let _ = self.child.wait();
         if std::thread::panicking() {
             eprintln!("---- log of {} ----\n{}", self.name, self.log_text());
+        } else {
+            // A leak fails the test that captured it, whichever test that is.
+            self.check_markers();
         }
     }
 }

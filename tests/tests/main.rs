@@ -10,4 +10,5 @@ mod console;
 mod ctl;
 mod e2e;
 mod scheduling;
+mod security;
 mod worker;

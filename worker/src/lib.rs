@@ -59,6 +59,7 @@
 //!   holding the claim until its work ends; `dedup`: the Redis claim/done/start-count scripts.
 //! - `outcome`: the verdict carried out — the only code that acks; `publish`: outcome
 //!   publishes retried until confirmed; `deadletter`: dead-letter headers.
+//! - `reserved`: who may publish `sched:` / `manual:` ids (docs/design.md §14).
 //! - [`handler`](Handler), `registry`: the handler API and the name → handler map.
 //! - [`builtin`]: the binary's `http` and `log` tasks.
 //! - [`celery`]: Celery calls in (docs/design.md §12) — `decode` (protocol v2/v1), typed
@@ -81,6 +82,7 @@ mod outcome;
 mod process;
 mod publish;
 mod registry;
+mod reserved;
 mod run;
 mod shared;
 mod status;

@@ -159,7 +159,10 @@ async fn dead(f: &InFlight, reason: DeadReason, error: &str, stop: &Cancellation
     };
     if publish(f, &Target::Dead(letter), stop).await {
         tracing::warn!(id = f.id(), queue = %f.queue, reason = %reason, "dead-lettered");
-        f.report(Settled::Dead, Some(&format!("{reason}: {error}")));
+        if reason != DeadReason::ForbiddenId {
+            // A forged fire says nothing about its schedule (docs/design.md §14).
+            f.report(Settled::Dead, Some(&format!("{reason}: {error}")));
+        }
         f.answer(|c| match reason {
             DeadReason::UnknownTask => Answer::not_registered(&c.task),
             DeadReason::InvalidArgs => Answer::type_error(error),

@@ -68,6 +68,12 @@ async fn process(f: &mut InFlight, stop: &CancellationToken) -> Verdict {
         Ok(job) => job,
         Err(verdict) => return verdict,
     };
+    // Before the eta wait and the claim: a forged reserved id never claims (docs/design.md §14).
+    let beat_users = &shared.settings.worker.beat_users;
+    if let Some(why) = crate::reserved::refusal(beat_users, &job.id, &f.delivery.properties) {
+        f.id = Some(crate::reserved::shown(&job.id));
+        return Verdict::dead(DeadReason::ForbiddenId, why);
+    }
     if let Some(wait) = job
         .eta
         .and_then(|eta| (eta - chrono::Utc::now()).to_std().ok())

@@ -101,7 +101,12 @@ fn give_up(f: &InFlight, stop: &CancellationToken) -> Option<&'static str> {
 
 async fn send(f: &InFlight, p: &Publisher, target: &Target<'_>) -> Result<(), PublishError> {
     let d = &f.delivery;
-    let original = without_expiration(&d.properties);
+    // RabbitMQ refuses a `user_id` other than the connection's own, so every outcome carries
+    // the worker's: a retry or deferral of a reserved id then runs only if the worker's user
+    // is in `worker.beat_users` too (docs/design.md §14). Only deliveries that passed that
+    // check are ever retried or deferred, so this launders nothing.
+    let original = without_expiration(&d.properties)
+        .with_user_id(f.shared.settings.amqp.user().as_str().into());
     match target {
         Target::Tier { tier, attempt } => {
             let mut headers = original.headers().clone().unwrap_or_default();

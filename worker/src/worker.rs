@@ -236,6 +236,7 @@ impl Worker {
             .watch(shutdown.clone(), grace, stop_side.clone());
         crate::failpoint::announce();
         tracing::info!(id = %shared.id, tasks = ?shared.registry.names(), "worker starting");
+        crate::reserved::warn_if_own_user_missing(&shared.settings);
         crate::consumer::run(shared.clone(), shutdown).await;
         stop_control.cancel();
         let _ = recording.await;

@@ -4,7 +4,6 @@
 //! arguments are Celery's, docs/design.md §12), and a confirm-mode channel. Every call is
 //! under the config's `connect_timeout` or `confirm_timeout`.
 
-use drumbeat_common::amqp::lapin::uri::AMQPUri;
 use drumbeat_common::amqp::lapin::{BasicProperties, Connection};
 use drumbeat_common::amqp::{
     timed, AmqpError, Connector, PendingConfirm, PublishError, Publisher, Topology, TopologyQueue,
@@ -22,7 +21,7 @@ pub(super) struct Broker {
     /// The AMQP user of `amqp.url`, sent as `user_id`: RabbitMQ checks it against the
     /// connection's user, and workers run reserved ids (`sched:`, `manual:`) only from the
     /// users in `worker.beat_users` (docs/design.md §14).
-    user: Option<String>,
+    user: String,
     settings: Settings,
 }
 
@@ -60,13 +59,7 @@ impl Broker {
                 return Err(e);
             }
         };
-        let user = settings
-            .amqp
-            .url
-            .expose()
-            .parse::<AMQPUri>()
-            .ok()
-            .map(|u| u.authority.userinfo.username);
+        let user = settings.amqp.user();
         Ok(Self {
             conn,
             publisher,
@@ -94,10 +87,7 @@ impl Broker {
     }
 
     fn with_user(&self, props: BasicProperties) -> BasicProperties {
-        match &self.user {
-            Some(u) => props.with_user_id(u.as_str().into()),
-            None => props,
-        }
+        props.with_user_id(self.user.as_str().into())
     }
 
     /// Closes the connection (best effort: the broker drops a vanished one as well).

@@ -1,7 +1,6 @@
 //! The broker side of one `dlq` call: a connection, the topology declared (so the verbs work
 //! before any worker ran), and a confirmed publisher when the verb re-publishes.
 
-use crate::amqp::lapin::uri::AMQPUri;
 use crate::amqp::lapin::Connection;
 use crate::amqp::{timed, AmqpError, Connector, Publisher, Topology};
 use crate::Settings;
@@ -68,8 +67,7 @@ impl Session {
 
     /// The AMQP user of `amqp.url`: a replay's `user_id` (RabbitMQ accepts only its own).
     pub fn user(&self) -> Option<String> {
-        let uri: AMQPUri = self.settings.amqp.url.expose().parse().ok()?;
-        Some(uri.authority.userinfo.username)
+        Some(self.settings.amqp.user())
     }
 
     /// Closes the connection (best effort: the broker cleans up a dropped one as well).

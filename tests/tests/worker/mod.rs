@@ -18,4 +18,4 @@ mod library;
 mod outage;
 mod outcome_publish;
 mod process;
-mod support;
+pub(crate) mod support;

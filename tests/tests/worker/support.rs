@@ -72,10 +72,11 @@ impl Pub {
         }
     }
 
-    /// Publishes raw bytes with `props` to queue `q`.
+    /// Publishes raw bytes with `props` to queue `q`, as the test's beat user (so reserved
+    /// ids run).
     pub async fn raw(&self, q: &str, body: &[u8], props: BasicProperties) {
         self.publisher
-            .publish(&self.exchange, q, body, props)
+            .publish(&self.exchange, q, body, amqp::as_test_user(props))
             .await
             .unwrap();
     }
