@@ -84,7 +84,7 @@ impl DeadInfo {
 
 /// The properties a replay is published with: the originals, minus the death headers, attempt
 /// reset to 1, `x-drumbeat-replayed` + 1. A `user_id` is replaced by the publishing user
-/// (`replay_user`), because RabbitMQ refuses a `user_id` other than the connection's own, and
+/// (`replay_user`), and one is added to a reserved (`sched:`/`manual:`) id that has none, because RabbitMQ refuses a `user_id` other than the connection's own, and
 /// docs/design.md §14 has replays of reserved ids accepted by their publishing user.
 pub fn replay_properties(original: &BasicProperties, replay_user: Option<&str>) -> BasicProperties {
     let previous = header_int(original, REPLAYED_HEADER).unwrap_or(0);
@@ -102,7 +102,12 @@ pub fn replay_properties(original: &BasicProperties, replay_user: Option<&str>) 
         AMQPValue::LongLongInt(previous.saturating_add(1)),
     );
     let mut props = original.clone().with_headers(kept);
-    if original.user_id().is_some() {
+    // A reserved id needs a `user_id` to run again, even when it died before beats set one.
+    let reserved = original
+        .message_id()
+        .as_ref()
+        .is_some_and(|id| id.as_str().starts_with("sched:") || id.as_str().starts_with("manual:"));
+    if original.user_id().is_some() || reserved {
         if let Some(user) = replay_user {
             props = props.with_user_id(user.into());
         }
@@ -206,5 +211,11 @@ mod tests {
         assert_eq!(header_int(&again, REPLAYED_HEADER), Some(2));
         let plain = replay_properties(&task_properties("b", 1), Some("ops"));
         assert!(plain.user_id().is_none(), "no user_id is added");
+        // A reserved id dead-lettered before beats stamped user_id gets the replaying user's.
+        let old = replay_properties(
+            &task_properties("sched:s:2026-01-01T00:00:00Z", 1),
+            Some("ops"),
+        );
+        assert_eq!(old.user_id().as_ref().unwrap().as_str(), "ops");
     }
 }

@@ -145,10 +145,16 @@ url = ["amqp://beat:hunter2pw@127.0.0.1:5672/%2f", "amqp://beat:hunter2pw@127.0.
     assert_eq!(s.redis.wait_replicas, 1);
     assert_eq!(s.redis.target.nodes.len(), 2);
     assert_eq!(s.schedules[0].overlap.as_str(), "buffer_one");
-    assert_eq!(s.schedules[0].jitter, Some(std::time::Duration::from_secs(59)));
+    assert_eq!(
+        s.schedules[0].jitter,
+        Some(std::time::Duration::from_secs(59))
+    );
     let shown = format!("{:#}", s.summary());
     assert!(!shown.contains("hunter2pw"), "{shown}");
-    assert!(shown.contains("\"mode\": \"sentinel (master mymaster, db 1)\""), "{shown}");
+    assert!(
+        shown.contains("\"mode\": \"sentinel (master mymaster, db 1)\""),
+        "{shown}"
+    );
     // Without an ops_addr the ops servers listen on loopback only (docs/design.md §14).
     assert_eq!(
         s.beat.ops_addr.map(|a| a.to_string()).as_deref(),
@@ -165,8 +171,16 @@ fn refused_connection_settings_name_the_field() {
     for (redis, amqp, field) in [
         ("wait_replicas = -1", "", "redis.wait_replicas"),
         ("wait_replicas = 101", "", "redis.wait_replicas"),
-        ("tls = { ca_file = \"/nonexistent/ca.pem\" }", "", "redis.tls.ca_file"),
-        ("", "tls = { cert_file = \"/etc/hostname\" }", "amqp.tls.key_file"),
+        (
+            "tls = { ca_file = \"/nonexistent/ca.pem\" }",
+            "",
+            "redis.tls.ca_file",
+        ),
+        (
+            "",
+            "tls = { cert_file = \"/etc/hostname\" }",
+            "amqp.tls.key_file",
+        ),
     ] {
         let text = format!(
             "[redis]\nurl = \"redis://:hunter2pw@127.0.0.1:6379/0\"\n{redis}\n\
@@ -387,7 +401,10 @@ fn environment_overrides_the_file() {
     );
     assert_eq!(code, Some(0), "{text}");
     assert!(text.contains("127.0.0.1:5673"), "both AMQP nodes: {text}");
-    assert!(text.contains("\"ops\""), "beat_users from the environment: {text}");
+    assert!(
+        text.contains("\"ops\""),
+        "beat_users from the environment: {text}"
+    );
     assert!(!text.contains("hunter2pw"), "{text}");
     assert!(text.contains("\"lease_ttl\": \"30s\""), "{text}");
     assert!(text.contains("\"a\","), "{text}");

@@ -24,14 +24,16 @@ fn manifests() -> BTreeMap<String, Value> {
         let text = std::fs::read_to_string(dir().join(file)).unwrap();
         for doc in serde_yaml::Deserializer::from_str(&text) {
             let v = Value::deserialize(doc).unwrap_or_else(|e| panic!("{file}: {e}"));
-            let kind = v["kind"].as_str().unwrap_or_else(|| panic!("{file}: no kind"));
+            let kind = v["kind"]
+                .as_str()
+                .unwrap_or_else(|| panic!("{file}: no kind"));
             let name = v["metadata"]["name"].as_str().expect("metadata.name");
-            assert!(v["apiVersion"].is_string(), "{file}: {kind} has no apiVersion");
-            let key = format!("{kind}/{name}");
             assert!(
-                out.insert(key, v.clone()).is_none(),
-                "{kind}/{name} twice"
+                v["apiVersion"].is_string(),
+                "{file}: {kind} has no apiVersion"
             );
+            let key = format!("{kind}/{name}");
+            assert!(out.insert(key, v.clone()).is_none(), "{kind}/{name} twice");
         }
     }
     out
@@ -53,13 +55,17 @@ fn settings(m: &BTreeMap<String, Value>) -> drumbeat_common::Settings {
         ("redis", "DRUMBEAT__REDIS__URL"),
         ("amqp", "DRUMBEAT__AMQP__URL"),
     ] {
-        let url = secret[var].as_str().unwrap_or_else(|| panic!("{var} in the Secret"));
+        let url = secret[var]
+            .as_str()
+            .unwrap_or_else(|| panic!("{var} in the Secret"));
         table[section]
             .as_table_mut()
             .unwrap()
             .insert("url".into(), toml::Value::String(url.into()));
     }
-    let token = secret["DRUMBEAT__OPS__TOKENS__ADMIN"].as_str().expect("token");
+    let token = secret["DRUMBEAT__OPS__TOKENS__ADMIN"]
+        .as_str()
+        .expect("token");
     let mut ops = toml::Table::new();
     let mut tokens = toml::Table::new();
     tokens.insert("admin".into(), toml::Value::String(token.into()));
@@ -83,7 +89,11 @@ fn manifests_fit_together_and_validate() {
         "the Secret lists one AMQP URL per node"
     );
     let beat = get(&m, "Deployment/drumbeat-beat");
-    assert_eq!(beat["spec"]["replicas"].as_u64(), Some(2), "leader + hot standby");
+    assert_eq!(
+        beat["spec"]["replicas"].as_u64(),
+        Some(2),
+        "leader + hot standby"
+    );
 
     for (deployment, bin, addr) in [
         ("drumbeat-beat", "beat", s.beat.ops_addr),
@@ -96,9 +106,16 @@ fn manifests_fit_together_and_validate() {
             "{deployment}: selector = template labels"
         );
         let spec = pod_spec(&m, deployment);
-        assert_eq!(spec["securityContext"]["runAsNonRoot"].as_bool(), Some(true));
+        assert_eq!(
+            spec["securityContext"]["runAsNonRoot"].as_bool(),
+            Some(true)
+        );
         let c = &spec["containers"][0];
-        assert_eq!(c["command"][0].as_str(), Some(bin), "{deployment} runs {bin}");
+        assert_eq!(
+            c["command"][0].as_str(),
+            Some(bin),
+            "{deployment} runs {bin}"
+        );
         let args: Vec<&str> = c["args"]
             .as_sequence()
             .unwrap()
@@ -116,15 +133,34 @@ fn manifests_fit_together_and_validate() {
             .find(|p| p["name"].as_str() == Some("ops"))
             .and_then(|p| p["containerPort"].as_u64())
             .expect("an `ops` port");
-        assert_eq!(port, u64::from(addr.port()), "{deployment}: port vs ops_addr");
+        assert_eq!(
+            port,
+            u64::from(addr.port()),
+            "{deployment}: port vs ops_addr"
+        );
         for (probe, path) in [("livenessProbe", "/healthz"), ("readinessProbe", "/readyz")] {
-            assert_eq!(c[probe]["httpGet"]["path"].as_str(), Some(path), "{deployment}");
-            assert_eq!(c[probe]["httpGet"]["port"].as_str(), Some("ops"), "{deployment}");
+            assert_eq!(
+                c[probe]["httpGet"]["path"].as_str(),
+                Some(path),
+                "{deployment}"
+            );
+            assert_eq!(
+                c[probe]["httpGet"]["port"].as_str(),
+                Some("ops"),
+                "{deployment}"
+            );
         }
         let secret_ref = c["envFrom"][0]["secretRef"]["name"].as_str();
-        assert_eq!(secret_ref, Some("drumbeat-urls"), "{deployment}: URLs from the Secret");
+        assert_eq!(
+            secret_ref,
+            Some("drumbeat-urls"),
+            "{deployment}: URLs from the Secret"
+        );
         let env = format!("{:?}", c["env"]);
-        assert!(!env.contains("://"), "{deployment}: no URL in plain env: {env}");
+        assert!(
+            !env.contains("://"),
+            "{deployment}: no URL in plain env: {env}"
+        );
         assert_eq!(
             spec["volumes"][0]["configMap"]["name"].as_str(),
             Some("drumbeat-config")
