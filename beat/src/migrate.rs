@@ -4,6 +4,7 @@
 //! `{ns}:beat:…`. A v2 beat starting on such a namespace would otherwise find no cursors and
 //! start every schedule from "now", losing the fires missed since the v1 beat stopped.
 //!
+//! The scan runs once per namespace: a marker key (`{ns}:beat:migrated`) says it is done.
 //! Each cursor moves in one script: copy the old value unless the new key already holds a later
 //! instant, then delete the old key. So a second run, or two beats starting at once, find
 //! nothing left to move and change nothing. While a v1 beat still holds the v1 lease, two
@@ -98,6 +99,17 @@ enum Step {
 
 async fn once(redis: &Redis, ns: &str) -> Result<Step, RedisError> {
     let mut conn = redis.conn();
+    // A scan walks the whole keyspace: once per namespace, not once per start.
+    let done: bool = redis
+        .timed(
+            redis::cmd("EXISTS")
+                .arg(keys::migrated(ns))
+                .query_async(&mut conn),
+        )
+        .await?;
+    if done {
+        return Ok(Step::Done(Migrated::default()));
+    }
     let pttl: i64 = redis
         .timed(
             redis::cmd("PTTL")
@@ -146,6 +158,14 @@ async fn once(redis: &Redis, ns: &str) -> Result<Step, RedisError> {
         }
         cursor = next;
     }
+    redis
+        .timed(
+            redis::cmd("SET")
+                .arg(keys::migrated(ns))
+                .arg(1)
+                .query_async::<()>(&mut conn),
+        )
+        .await?;
     Ok(Step::Done(m))
 }
 

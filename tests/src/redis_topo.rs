@@ -57,7 +57,11 @@ impl RedisNode {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        panic!("redis-server on port {} did not start: {}", self.port, self.log());
+        panic!(
+            "redis-server on port {} did not start: {}",
+            self.port,
+            self.log()
+        );
     }
 
     /// `kill -9`.
@@ -182,21 +186,25 @@ impl SentinelTopo {
             sentinels.push(RedisNode::start(&sdir, port, &args));
         }
         // Ready when every sentinel knows the other two and the replica.
-        wait("the sentinels to find each other", Duration::from_secs(30), || {
-            sentinels.iter().all(|s| {
-                let info = s.cli(&["SENTINEL", "master", MASTER]);
-                let lines: Vec<&str> = info.lines().collect();
-                let field = |name: &str| {
-                    lines
-                        .iter()
-                        .position(|l| *l == name)
-                        .and_then(|i| lines.get(i + 1))
-                        .map(|v| v.to_string())
-                };
-                field("num-other-sentinels").as_deref() == Some("2")
-                    && field("num-slaves").as_deref() == Some("1")
-            })
-        });
+        wait(
+            "the sentinels to find each other",
+            Duration::from_secs(30),
+            || {
+                sentinels.iter().all(|s| {
+                    let info = s.cli(&["SENTINEL", "master", MASTER]);
+                    let lines: Vec<&str> = info.lines().collect();
+                    let field = |name: &str| {
+                        lines
+                            .iter()
+                            .position(|l| *l == name)
+                            .and_then(|i| lines.get(i + 1))
+                            .map(|v| v.to_string())
+                    };
+                    field("num-other-sentinels").as_deref() == Some("2")
+                        && field("num-slaves").as_deref() == Some("1")
+                })
+            },
+        );
         eprintln!("sentinel topology up in {:?}", t0.elapsed());
         Self {
             master,
@@ -289,11 +297,15 @@ impl ClusterTopo {
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         );
-        wait("cluster_state:ok on every node", Duration::from_secs(30), || {
-            nodes
-                .iter()
-                .all(|n| n.cli(&["CLUSTER", "INFO"]).contains("cluster_state:ok"))
-        });
+        wait(
+            "cluster_state:ok on every node",
+            Duration::from_secs(30),
+            || {
+                nodes
+                    .iter()
+                    .all(|n| n.cli(&["CLUSTER", "INFO"]).contains("cluster_state:ok"))
+            },
+        );
         eprintln!("redis cluster (3 masters) up in {:?}", t0.elapsed());
         Self { nodes, dir }
     }

@@ -171,7 +171,12 @@ impl Dedup {
         // that reached too few replicas is warned about, never turned into a retry.
         match self.redis.replicate(&done).await {
             Ok(drumbeat_common::redis::Replicated::Short { want, got }) => {
-                tracing::warn!(id, want, got, "done marker reached fewer replicas than redis.wait_replicas");
+                tracing::warn!(
+                    id,
+                    want,
+                    got,
+                    "done marker reached fewer replicas than redis.wait_replicas"
+                );
             }
             Err(e) => tracing::warn!(id, error = %e, "WAIT after the done marker failed"),
             Ok(_) => {}

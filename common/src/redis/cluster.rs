@@ -89,7 +89,10 @@ impl ClusterConn {
             .map_err(|_| {
                 redis::RedisError::from(std::io::Error::new(
                     std::io::ErrorKind::TimedOut,
-                    format!("connecting to the cluster timed out after {:?}", self.timeout),
+                    format!(
+                        "connecting to the cluster timed out after {:?}",
+                        self.timeout
+                    ),
                 ))
             })??;
         *slot = Some(made.clone());

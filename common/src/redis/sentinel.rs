@@ -153,7 +153,10 @@ impl SentinelConn {
                 )));
             }
             let addr = match master.get_connection_info().addr() {
-                ConnectionAddr::Tcp(h, p) | ConnectionAddr::TcpTls { host: h, port: p, .. } => {
+                ConnectionAddr::Tcp(h, p)
+                | ConnectionAddr::TcpTls {
+                    host: h, port: p, ..
+                } => {
                     format!("{h}:{p}")
                 }
                 other => format!("{other:?}"),

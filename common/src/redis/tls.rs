@@ -32,8 +32,9 @@ impl Tls {
             });
         }
         let read = |field: &str, p: &std::path::Path| {
-            std::fs::read(p)
-                .map_err(|e| RedisError::Unavailable(format!("redis.tls.{field}: cannot read: {e}")))
+            std::fs::read(p).map_err(|e| {
+                RedisError::Unavailable(format!("redis.tls.{field}: cannot read: {e}"))
+            })
         };
         let root_cert = match &settings.ca_file {
             Some(p) => Some(read("ca_file", p)?),

@@ -2,6 +2,7 @@
 //! Redis over TLS. Each test starts its own private topology (tests/src/redis_topo.rs) and runs
 //! the real `beat` and `worker` binaries on it; AMQP is the shared local broker.
 
+mod migrate;
 mod redis_cluster;
 mod redis_tls;
 mod sentinel;
@@ -30,7 +31,9 @@ pub fn config(ns: &TestNs, redis_url: &str, redis_extra: &str, tail: &str) -> Pa
         &format!("url = \"{REDIS_URL}\""),
         &format!("url = \"{redis_url}\"\n{redis_extra}"),
     );
-    let path = ns.dir.join(format!("drumbeat-{}.toml", uuid::Uuid::new_v4().simple()));
+    let path = ns
+        .dir
+        .join(format!("drumbeat-{}.toml", uuid::Uuid::new_v4().simple()));
     std::fs::write(&path, text).unwrap();
     path
 }
@@ -102,14 +105,18 @@ pub fn missing(counts: &BTreeMap<i64, usize>) -> Vec<i64> {
     let (Some(first), Some(last)) = (counts.keys().next(), counts.keys().last()) else {
         return Vec::new();
     };
-    (*first..=*last).filter(|t| !counts.contains_key(t)).collect()
+    (*first..=*last)
+        .filter(|t| !counts.contains_key(t))
+        .collect()
 }
 
 /// Waits until a run of a fire at or after `t` shows up; returns it.
 pub async fn wait_run_after(workers: &[&Proc], t: DateTime<Utc>, deadline: Duration) -> Run {
-    poll_until(&format!("a run of a fire at or after {t}"), deadline, || async {
-        runs(workers).into_iter().find(|r| r.fire >= t)
-    })
+    poll_until(
+        &format!("a run of a fire at or after {t}"),
+        deadline,
+        || async { runs(workers).into_iter().find(|r| r.fire >= t) },
+    )
     .await
 }
 

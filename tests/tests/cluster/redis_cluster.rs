@@ -12,7 +12,9 @@ use super::{beat, config, counts, missing, runs, secs, stop, wait_run_after, wor
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn beat_kill9_on_a_cluster_keeps_the_ledger_clean_and_spreads_task_keys() {
-    let topo = tokio::task::spawn_blocking(ClusterTopo::start).await.unwrap();
+    let topo = tokio::task::spawn_blocking(ClusterTopo::start)
+        .await
+        .unwrap();
     let ns = TestNs::new("redis-cluster");
     let cfg = config(&ns, &topo.url(), "", "");
     let mut b1 = beat(&ns, &cfg, "b1");
@@ -32,7 +34,12 @@ async fn beat_kill9_on_a_cluster_keeps_the_ledger_clean_and_spreads_task_keys() 
     b1.kill9();
     let resumed = wait_run_after(&[&w], killed + Span::seconds(1), Duration::from_secs(30)).await;
     let took = t.elapsed();
-    wait_run_after(&[&w], resumed.fire + Span::seconds(3), Duration::from_secs(20)).await;
+    wait_run_after(
+        &[&w],
+        resumed.fire + Span::seconds(3),
+        Duration::from_secs(20),
+    )
+    .await;
     stop(&mut b2);
     tokio::time::sleep(Duration::from_millis(500)).await;
     stop(&mut w);

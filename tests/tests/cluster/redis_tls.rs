@@ -14,7 +14,8 @@ use super::{beat, config, counts, runs, stop, worker};
 
 /// Settings for `url` with `tls` lines in `[redis.tls]`.
 fn settings(ns: &TestNs, url: &str, tls: &str) -> Settings {
-    let text = std::fs::read_to_string(config(ns, url, "", &format!("[redis.tls]\n{tls}\n"))).unwrap();
+    let text =
+        std::fs::read_to_string(config(ns, url, "", &format!("[redis.tls]\n{tls}\n"))).unwrap();
     Settings::from_toml(&text).unwrap()
 }
 
@@ -63,7 +64,9 @@ async fn a_fire_runs_over_tls_and_bad_certificates_are_refused_saying_why() {
 
     // The same server by a name its certificate does not carry.
     let wrong_host = format!("rediss://127.0.0.1:{}/0", tls.port());
-    let e = ping(&settings(&ns, &wrong_host, &ca_line)).await.unwrap_err();
+    let e = ping(&settings(&ns, &wrong_host, &ca_line))
+        .await
+        .unwrap_err();
     println!("wrong host: {e}");
     assert!(
         e.contains("certificate not valid for name"),
@@ -71,9 +74,13 @@ async fn a_fire_runs_over_tls_and_bad_certificates_are_refused_saying_why() {
     );
 
     // The escape hatch: no verification at all, so the wrong CA passes.
-    ping(&settings(&ns, &url, &format!("{wrong_ca}\ninsecure = true")))
-        .await
-        .unwrap();
+    ping(&settings(
+        &ns,
+        &url,
+        &format!("{wrong_ca}\ninsecure = true"),
+    ))
+    .await
+    .unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -102,7 +109,15 @@ fn tls_get(ca: &TestCa, port: u16, key: &str) -> Option<String> {
     let out = std::process::Command::new("redis-cli")
         .args(["--tls", "--cacert"])
         .arg(&ca.ca_file)
-        .args(["-h", "localhost", "-p", &port.to_string(), "--raw", "GET", key])
+        .args([
+            "-h",
+            "localhost",
+            "-p",
+            &port.to_string(),
+            "--raw",
+            "GET",
+            key,
+        ])
         .output()
         .unwrap();
     let s = String::from_utf8_lossy(&out.stdout).trim().to_string();
