@@ -236,3 +236,27 @@ impl ConnectionLike for SentinelConn {
         self.shared.db
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failover_shaped_error_drops_the_master_and_a_script_error_does_not() {
+        let io = redis::RedisError::from(std::io::Error::new(
+            std::io::ErrorKind::ConnectionRefused,
+            "refused",
+        ));
+        assert!(moved_master(&io));
+        let ro = redis::RedisError::from((
+            ErrorKind::Server(ServerErrorKind::ReadOnly),
+            "READONLY You can't write against a read only replica.",
+        ));
+        assert!(moved_master(&ro));
+        let script = redis::RedisError::from((
+            ErrorKind::Server(ServerErrorKind::ResponseError),
+            "ERR user script failed",
+        ));
+        assert!(!moved_master(&script));
+    }
+}
