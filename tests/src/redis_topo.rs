@@ -20,6 +20,8 @@ pub struct RedisNode {
     child: Option<Child>,
     /// The port answers plain TCP `PING` (false for a TLS-only node).
     plain: bool,
+    /// Password for [`cli`](Self::cli), when the node requires one.
+    pub auth: Option<String>,
 }
 
 impl RedisNode {
@@ -33,6 +35,7 @@ impl RedisNode {
             dir: dir.to_path_buf(),
             child: None,
             plain: !args.iter().any(|a| a == "--tls-port"),
+            auth: None,
         };
         n.restart();
         n
@@ -85,11 +88,12 @@ impl RedisNode {
     /// A command to this node with `redis-cli` (plain nodes only).
     pub fn cli(&self, args: &[&str]) -> String {
         assert!(self.plain, "redis-cli helper is for plain nodes");
-        let out = Command::new("redis-cli")
-            .args(["-h", "127.0.0.1", "-p", &self.port.to_string()])
-            .args(args)
-            .output()
-            .expect("redis-cli on PATH");
+        let mut cmd = Command::new("redis-cli");
+        cmd.args(["-h", "127.0.0.1", "-p", &self.port.to_string()]);
+        if let Some(pw) = &self.auth {
+            cmd.args(["--no-auth-warning", "-a", pw]);
+        }
+        let out = cmd.args(args).output().expect("redis-cli on PATH");
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 }
@@ -139,7 +143,13 @@ fn wait(what: &str, deadline: Duration, mut check: impl FnMut() -> bool) {
     panic!("timed out after {deadline:?} waiting for {what}");
 }
 
-/// A master, one replica and three sentinels (quorum 2, down after 1 s).
+/// The master's (and replica's) password in [`SentinelTopo`].
+pub const MASTER_PASSWORD: &str = "m4ster-secret";
+/// The sentinels' own password in [`SentinelTopo`] (`redis.sentinel_password`).
+pub const SENTINEL_PASSWORD: &str = "sent1nel-secret";
+
+/// A master, one replica and three sentinels (quorum 2, down after 1 s), every node behind a
+/// password: [`MASTER_PASSWORD`] for the data nodes, [`SENTINEL_PASSWORD`] for the sentinels.
 pub struct SentinelTopo {
     pub master: RedisNode,
     pub replica: RedisNode,
@@ -152,13 +162,24 @@ impl SentinelTopo {
         let t0 = Instant::now();
         let dir = private_dir("sentinel");
         let mport = free_port();
-        let master = RedisNode::start(&dir.join("master"), mport, &server_args(mport, &[]));
+        let auth = [
+            "--requirepass",
+            MASTER_PASSWORD,
+            "--masterauth",
+            MASTER_PASSWORD,
+        ];
+        let mut master = RedisNode::start(&dir.join("master"), mport, &server_args(mport, &auth));
+        master.auth = Some(MASTER_PASSWORD.into());
         let rport = free_port();
-        let replica = RedisNode::start(
+        let mut replica_args = auth.to_vec();
+        let mport_s = mport.to_string();
+        replica_args.extend(["--replicaof", "127.0.0.1", &mport_s]);
+        let mut replica = RedisNode::start(
             &dir.join("replica"),
             rport,
-            &server_args(rport, &["--replicaof", "127.0.0.1", &mport.to_string()]),
+            &server_args(rport, &replica_args),
         );
+        replica.auth = Some(MASTER_PASSWORD.into());
         wait("the replica to sync", Duration::from_secs(15), || {
             replica
                 .cli(&["INFO", "replication"])
@@ -177,13 +198,18 @@ impl SentinelTopo {
                      sentinel monitor {MASTER} 127.0.0.1 {mport} 2\n\
                      sentinel down-after-milliseconds {MASTER} 1000\n\
                      sentinel failover-timeout {MASTER} 3000\n\
-                     sentinel parallel-syncs {MASTER} 1\n",
+                     sentinel parallel-syncs {MASTER} 1\n\
+                     sentinel auth-pass {MASTER} {MASTER_PASSWORD}\n\
+                     requirepass {SENTINEL_PASSWORD}\n\
+                     sentinel sentinel-pass {SENTINEL_PASSWORD}\n",
                     d = sdir.display()
                 ),
             )
             .unwrap();
             let args = vec![conf.display().to_string(), "--sentinel".to_string()];
-            sentinels.push(RedisNode::start(&sdir, port, &args));
+            let mut node = RedisNode::start(&sdir, port, &args);
+            node.auth = Some(SENTINEL_PASSWORD.into());
+            sentinels.push(node);
         }
         // Ready when every sentinel knows the other two and the replica.
         wait(
@@ -214,14 +240,18 @@ impl SentinelTopo {
         }
     }
 
-    /// `redis+sentinel://…/mymaster/0`.
+    /// `redis+sentinel://:{MASTER_PASSWORD}@…/mymaster/0` (the sentinels' password goes in
+    /// `redis.sentinel_password`).
     pub fn url(&self) -> String {
         let hosts: Vec<String> = self
             .sentinels
             .iter()
             .map(|s| format!("127.0.0.1:{}", s.port))
             .collect();
-        format!("redis+sentinel://{}/{MASTER}/0", hosts.join(","))
+        format!(
+            "redis+sentinel://:{MASTER_PASSWORD}@{}/{MASTER}/0",
+            hosts.join(",")
+        )
     }
 
     /// The master's port according to the first sentinel that answers.

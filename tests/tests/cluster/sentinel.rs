@@ -14,7 +14,7 @@
 use std::time::{Duration, Instant};
 
 use chrono::{Duration as Span, Utc};
-use drumbeat_tests::redis_topo::SentinelTopo;
+use drumbeat_tests::redis_topo::{SentinelTopo, MASTER_PASSWORD, SENTINEL_PASSWORD};
 use drumbeat_tests::{poll_until, TestNs};
 
 use super::{beat, config, counts, missing, runs, secs, stop, wait_run_after, worker};
@@ -24,12 +24,7 @@ async fn failover(wait_replicas: u32) {
         .await
         .unwrap();
     let ns = TestNs::new(&format!("sentinel-w{wait_replicas}"));
-    let cfg = config(
-        &ns,
-        &topo.url(),
-        &format!("wait_replicas = {wait_replicas}"),
-        "",
-    );
+    let cfg = config(&ns, &topo.url(), &redis_lines(wait_replicas), "");
     if wait_replicas == 1 {
         wait_cost(&ns, &topo.url()).await;
     }
@@ -126,6 +121,14 @@ async fn failover(wait_replicas: u32) {
         b.log_text().contains("redis sentinel: using master"),
         "the beat logs the master it follows"
     );
+    for p in [&b, &w] {
+        let log = p.log_text();
+        assert!(
+            !log.contains(MASTER_PASSWORD) && !log.contains(SENTINEL_PASSWORD),
+            "{} logged a Redis password",
+            p.name
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -143,8 +146,7 @@ async fn kill9_master_fires_resume_with_wait_replicas_1() {
 async fn wait_cost(ns: &TestNs, url: &str) {
     const N: u32 = 300;
     for wait in [0, 1] {
-        let text = std::fs::read_to_string(config(ns, url, &format!("wait_replicas = {wait}"), ""))
-            .unwrap();
+        let text = std::fs::read_to_string(config(ns, url, &redis_lines(wait), "")).unwrap();
         let s = drumbeat_common::Settings::from_toml(&text).unwrap();
         let r = drumbeat_common::redis::Redis::new(&s.redis).unwrap();
         let key = ns.key("cost");
@@ -163,4 +165,9 @@ async fn wait_cost(ns: &TestNs, url: &str) {
             t.elapsed().as_secs_f64() * 1000.0 / f64::from(N)
         );
     }
+}
+
+/// The `[redis]` lines of these tests: the sentinels' password and `wait_replicas`.
+fn redis_lines(wait_replicas: u32) -> String {
+    format!("sentinel_password = \"{SENTINEL_PASSWORD}\"\nwait_replicas = {wait_replicas}")
 }
