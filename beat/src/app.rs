@@ -127,6 +127,7 @@ impl Beat {
                 .await
                 .map_err(|source| BeatError::Ops { addr, source })?;
         }
+        crate::migrate::run(&redis, &s.redis.target.mode, &s.namespace, &shutdown).await;
         let lease_task = tokio::spawn(crate::renew::lease_loop(
             lease.clone(),
             s.beat.renew_every,

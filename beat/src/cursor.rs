@@ -14,7 +14,7 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use drumbeat_common::redis::{Redis, RedisError};
+use drumbeat_common::redis::{Redis, RedisError, Replicated};
 use redis::Script;
 
 /// Cursor writes are batched this many schedules per script call.
@@ -150,6 +150,7 @@ impl Cursors {
                 }
                 _ => return Err(CursorError::NotLeader),
             }
+            self.replicate(&keys[1]).await?;
         }
         Ok(out)
     }
@@ -165,6 +166,22 @@ impl Cursors {
             if r < 0 {
                 return Err(CursorError::NotLeader);
             }
+            self.replicate(&keys[1]).await?;
+        }
+        Ok(())
+    }
+
+    /// `redis.wait_replicas`: WAIT after a cursor write. A short answer is logged and the write
+    /// kept: the fires it covers are already published, and a failover that rolls the cursor
+    /// back makes the next leader publish them again under the same ids, which the workers'
+    /// dedup markers absorb (docs/design.md §13 gives the window).
+    async fn replicate(&self, key: &str) -> Result<(), CursorError> {
+        if let Replicated::Short { want, got } = self.redis.replicate(key).await? {
+            tracing::warn!(
+                want,
+                got,
+                "cursor write reached fewer replicas than redis.wait_replicas"
+            );
         }
         Ok(())
     }

@@ -22,7 +22,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use drumbeat_common::redis::{Redis, RedisError};
+use drumbeat_common::redis::{Redis, RedisError, Replicated};
 use redis::Script;
 use tokio::time::Instant;
 
@@ -165,6 +165,23 @@ impl Lease {
         };
         match held_at {
             Some(sent_at) => {
+                // `redis.wait_replicas`: a lease only the master knows of could vanish in a
+                // failover and let a standby take it while we still publish, so a short WAIT
+                // does not extend our deadline: we keep the old one (or stay a standby) and
+                // fence at it unless a later round replicates (docs/design.md §13).
+                if let Replicated::Short { want, got } = self.redis.replicate(&self.key).await? {
+                    tracing::warn!(
+                        want,
+                        got,
+                        "lease write reached fewer replicas than redis.wait_replicas; not \
+                         extending the lease this round"
+                    );
+                    return Ok(if self.role() == Role::Leader {
+                        Renewal::Held
+                    } else {
+                        Renewal::NotHeld
+                    });
+                }
                 self.set_deadline(Some(sent_at + self.ttl));
                 Ok(Renewal::Held)
             }

@@ -43,6 +43,7 @@ pub mod flush;
 pub mod lease;
 pub mod link;
 pub mod metrics;
+pub mod migrate;
 pub mod overlay;
 pub mod plan;
 pub mod presence;

@@ -50,6 +50,12 @@ pub fn task(ns: &str, id: &str, kind: &str) -> String {
     format!("{ns}:task:{{{id}}}:{kind}")
 }
 
+/// `{ns}:beat:migrated`: set once the v1 beat keys of the namespace were moved, so later
+/// starts skip the scan.
+pub fn migrated(ns: &str) -> String {
+    ns_key(ns, "beat:migrated")
+}
+
 /// v1's lease key (`ns:beat:lease`), read once by a beat that migrates it.
 pub fn legacy_lease(ns: &str) -> String {
     format!("{ns}:beat:lease")

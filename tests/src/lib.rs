@@ -12,6 +12,7 @@ pub mod celery;
 pub mod ops;
 pub mod procs;
 pub mod rabbit;
+pub mod redis_topo;
 pub mod relay;
 pub mod tls;
 pub mod users;

@@ -5,6 +5,7 @@
 mod api;
 mod beat;
 mod celery;
+mod cluster;
 mod common;
 mod console;
 mod ctl;

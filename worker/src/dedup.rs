@@ -167,6 +167,20 @@ impl Dedup {
                 &[token, &self.done_ttl_ms],
             )
             .await?;
+        // `redis.wait_replicas` (docs/design.md §13): the handler already ran, so a done marker
+        // that reached too few replicas is warned about, never turned into a retry.
+        match self.redis.replicate(&done).await {
+            Ok(drumbeat_common::redis::Replicated::Short { want, got }) => {
+                tracing::warn!(
+                    id,
+                    want,
+                    got,
+                    "done marker reached fewer replicas than redis.wait_replicas"
+                );
+            }
+            Err(e) => tracing::warn!(id, error = %e, "WAIT after the done marker failed"),
+            Ok(_) => {}
+        }
         Ok(())
     }
 
