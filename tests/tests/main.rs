@@ -9,5 +9,6 @@ mod common;
 mod console;
 mod ctl;
 mod e2e;
+mod overlap;
 mod scheduling;
 mod worker;

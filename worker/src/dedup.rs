@@ -210,7 +210,11 @@ impl Dedup {
         let [_, claim, starts] = self.keys(id);
         let _: i64 = self
             .redis
-            .script(&self.unclaim, &[&claim, &starts], &[token, &attempt.to_string()])
+            .script(
+                &self.unclaim,
+                &[&claim, &starts],
+                &[token, &attempt.to_string()],
+            )
             .await?;
         Ok(())
     }

@@ -174,7 +174,11 @@ async fn overlap_gate(
         None => Gate::Verdict(Verdict::Leave),
         Some(Entry::Go) => Gate::Go(Some(m)),
         Some(Entry::Wait) => {
-            tracing::info!(id, schedule, "another fire of the schedule runs; this one waits (buffer_one)");
+            tracing::info!(
+                id,
+                schedule,
+                "another fire of the schedule runs; this one waits (buffer_one)"
+            );
             Gate::Verdict(Verdict::Defer)
         }
         Some(Entry::Skip) => {

@@ -15,8 +15,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::control::Reports;
 use crate::dedup::Dedup;
-use crate::overlap::Overlaps;
 use crate::metrics::WorkerMetrics;
+use crate::overlap::Overlaps;
 use crate::registry::Registry;
 
 /// State every delivery task shares.

@@ -15,9 +15,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::control::{Recorder, Reports};
 use crate::dedup::Dedup;
-use crate::overlap::Overlaps;
 use crate::handler::Handler;
 use crate::metrics::WorkerMetrics;
+use crate::overlap::Overlaps;
 use crate::registry::Registry;
 use crate::shared::Drain;
 pub(crate) use crate::shared::Shared;

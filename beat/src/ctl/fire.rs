@@ -60,7 +60,10 @@ pub(super) async fn trigger(
     ctl.recorded(name, 1, &env).await;
     let forced;
     let note = if force && schedule.overlap != drumbeat_common::config::Overlap::Allow {
-        forced = format!("{note} (forced past overlap = {})", schedule.overlap.as_str());
+        forced = format!(
+            "{note} (forced past overlap = {})",
+            schedule.overlap.as_str()
+        );
         forced.trim()
     } else {
         note

@@ -105,9 +105,7 @@ fn schedule_doc(
         last_outcome: stats.last_outcome,
         next_fires: next_fires(s, now, NEXT_FIRES),
         overlap: s.overlap.as_str(),
-        jitter: s
-            .jitter
-            .map(|j| humantime::format_duration(j).to_string()),
+        jitter: s.jitter.map(|j| humantime::format_duration(j).to_string()),
         counters: CountersDoc {
             sent: stats.sent,
             skipped: stats.skipped,

@@ -12,8 +12,8 @@ use super::format;
 use super::raw::{RawRetry, RawSchedule, RawSettings};
 use super::tokens::{self, OpsTokens};
 use super::{
-    AmqpSettings, BeatSettings, CatchUp, ConfigError, MessageFormat, OpsSettings, Overlap, RedisMode,
-    RedisSettings, RetryPolicy, Schedule, Settings, WorkerSettings, MAX_HANDLER_TIMEOUT,
+    AmqpSettings, BeatSettings, CatchUp, ConfigError, MessageFormat, OpsSettings, Overlap,
+    RedisMode, RedisSettings, RetryPolicy, Schedule, Settings, WorkerSettings, MAX_HANDLER_TIMEOUT,
 };
 use crate::schedule::Trigger;
 use crate::secret::SecretUrl;

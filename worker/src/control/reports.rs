@@ -237,7 +237,10 @@ mod tests {
         let Kind::Outcome(o) = second.kind else {
             panic!("an outcome report")
         };
-        assert_eq!((second.schedule.as_str(), o.id.as_str()), ("b", "manual:b:u1"));
+        assert_eq!(
+            (second.schedule.as_str(), o.id.as_str()),
+            ("b", "manual:b:u1")
+        );
         assert_eq!(o.error, None);
     }
 
