@@ -217,7 +217,11 @@ fn a_jittered_fire_is_due_at_its_offset_and_never_late_because_of_it() {
     let jitter = Duration::from_secs(50);
     let s = Schedule {
         jitter: Some(jitter),
-        ..schedule(Trigger::every(Duration::from_secs(60)).unwrap(), 0, CatchUp::Skip)
+        ..schedule(
+            Trigger::every(Duration::from_secs(60)).unwrap(),
+            0,
+            CatchUp::Skip,
+        )
     };
     // Fires at multiples of 60 s; find the offset of the one at t(60) (1_800_000_060 is one).
     let at = t(60);
@@ -226,11 +230,19 @@ fn a_jittered_fire_is_due_at_its_offset_and_never_late_because_of_it() {
     let off_ms = off.as_millis() as i64;
     let just_before = at + chrono::Duration::milliseconds(off_ms - 1);
     let on_time = at + chrono::Duration::milliseconds(off_ms);
-    let none = |sel| matches!(sel, Selection::Done { ref send, skipped: None, .. } if send.is_empty());
-    assert!(none(select(&s, Walk::from(t(0)), just_before, 100)), "not due before its offset");
+    let none =
+        |sel| matches!(sel, Selection::Done { ref send, skipped: None, .. } if send.is_empty());
+    assert!(
+        none(select(&s, Walk::from(t(0)), just_before, 100)),
+        "not due before its offset"
+    );
     match select(&s, Walk::from(t(0)), on_time, 100) {
         Selection::Done { send, skipped, .. } => {
-            assert_eq!(send, vec![at], "due at fire time + offset, sent with its nominal time");
+            assert_eq!(
+                send,
+                vec![at],
+                "due at fire time + offset, sent with its nominal time"
+            );
             assert_eq!(skipped, None, "grace 0 s, yet not late");
         }
         other => panic!("{other:?}"),

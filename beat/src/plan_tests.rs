@@ -253,7 +253,7 @@ fn a_jittered_schedule_wakes_at_its_offset_and_a_new_plan_agrees() {
     });
     let off = crate::jitter::offset_of(&s, t(10));
     let wake = t(10) + chrono::Duration::from_std(off).unwrap();
-    let (mut p, mut b) = plan(&[s.clone()], &[t(0)]);
+    let (mut p, mut b) = plan(std::slice::from_ref(&s), &[t(0)]);
     assert_eq!(p.next_wake(), Some(wake));
     let (mut again, _) = plan(&[s], &[t(0)]);
     assert_eq!(again.next_wake(), Some(wake), "same instant on every beat");
