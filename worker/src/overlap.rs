@@ -53,9 +53,13 @@ end
 if cur == ARGV[1] then return 'joined' end
 if ARGV[2] == 'buffer_one' then
   local w = redis.call('GET', KEYS[2])
-  if (not w) or w == ARGV[1] then
+  if not w then
     redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[4])
     return 'wait'
+  end
+  if w == ARGV[1] then
+    redis.call('PEXPIRE', KEYS[2], ARGV[4])
+    return 'still'
   end
 end
 return 'skip'
@@ -94,8 +98,10 @@ pub(crate) enum Entry {
     Go,
     /// Another fire runs: ack without running (counted `skipped:overlap`).
     Skip,
-    /// Another fire runs and this one holds the waiting slot: defer it, uncounted.
+    /// Another fire runs and this one took the waiting slot: defer it, uncounted.
     Wait,
+    /// Another fire still runs and this one keeps its waiting slot: defer it again.
+    StillWaiting,
 }
 
 /// The running marker one fire holds: cleared by [`Overlaps::leave`] once its run settled.
@@ -168,6 +174,7 @@ impl Overlaps {
         Ok(match answer.as_str() {
             "took" | "joined" => Entry::Go,
             "wait" => Entry::Wait,
+            "still" => Entry::StillWaiting,
             _ => Entry::Skip,
         })
     }

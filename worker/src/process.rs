@@ -173,6 +173,14 @@ async fn overlap_gate(
     match entry {
         None => Gate::Verdict(Verdict::Leave),
         Some(Entry::Go) => Gate::Go(Some(m)),
+        Some(Entry::StillWaiting) => {
+            tracing::debug!(
+                id,
+                schedule,
+                "the schedule's running fire has not settled; still waiting"
+            );
+            Gate::Verdict(Verdict::Defer)
+        }
         Some(Entry::Wait) => {
             tracing::info!(
                 id,
