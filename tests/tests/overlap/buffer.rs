@@ -168,3 +168,70 @@ async fn a_manual_trigger_obeys_the_policy_unless_forced() {
     );
     w.shutdown().await;
 }
+
+#[tokio::test]
+async fn the_api_trigger_takes_force_and_runtime_schedules_carry_the_policy() {
+    use crate::api::support::{assert_error, two_tokens, ApiBeat, ALICE, BOB};
+    let ns = TestNs::new("ov-api");
+    let settings = ns.settings("[worker]\nqueues = [\"q\"]\n");
+    declare(&settings).await;
+    let beat = ApiBeat::start(&ns, &two_tokens(), &[]).await;
+    let body =
+        r#"{"task": "log", "every": "1h", "queue": "q", "overlap": "buffer_one", "jitter": "30s"}"#;
+    let r = drumbeat_tests::http_request(
+        beat.port,
+        "PUT",
+        "/api/v1/schedules/rt",
+        &[
+            ("Authorization", &format!("Bearer {ALICE}")),
+            ("Content-Type", "application/json"),
+        ],
+        body.as_bytes(),
+    )
+    .await;
+    assert!(r.status == 200 || r.status == 201, "{r:?}");
+    let d = beat
+        .call("GET", "/api/v1/schedules/rt", Some(BOB), "")
+        .await
+        .json();
+    assert_eq!(
+        (d["overlap"].as_str(), d["jitter"].as_str()),
+        (Some("buffer_one"), Some("30s")),
+        "{d}"
+    );
+    let trigger =
+        |body: &'static str| beat.call("POST", "/api/v1/schedules/rt/trigger", Some(BOB), body);
+    let plain = trigger("").await;
+    assert_eq!(plain.status, 200, "{plain:?}");
+    let forced = trigger(r#"{"force": true, "note": "urgent"}"#).await;
+    assert_eq!(forced.status, 200, "{forced:?}");
+    assert_error(&trigger(r#"{"force": "yes"}"#).await, 400, "force");
+    let (plain, forced) = (
+        plain.json()["id"].as_str().unwrap().to_string(),
+        forced.json()["id"].as_str().unwrap().to_string(),
+    );
+    let (_conn, ch) = drumbeat_tests::amqp::channel().await;
+    let got =
+        drumbeat_tests::amqp::drain(&ch, &format!("{}.q", ns.ns), Duration::from_millis(500)).await;
+    let mut policy = std::collections::BTreeMap::new();
+    for d in &got {
+        let env: serde_json::Value = serde_json::from_slice(&d.data).unwrap();
+        policy.insert(
+            env["id"].as_str().unwrap().to_string(),
+            env.get("overlap").cloned(),
+        );
+    }
+    println!("api trigger envelopes: {policy:?}");
+    assert_eq!(
+        policy.get(&plain),
+        Some(&Some(serde_json::json!("buffer_one")))
+    );
+    assert_eq!(policy.get(&forced), Some(&None), "forced: no policy");
+    let audit = drumbeat_tests::audit_entries(&ns).await;
+    assert!(
+        audit.iter().any(|e| e
+            .values()
+            .any(|v| v.contains("forced past overlap = buffer_one"))),
+        "{audit:?}"
+    );
+}
