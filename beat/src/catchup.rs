@@ -115,7 +115,11 @@ pub fn keep(policy: CatchUp) -> usize {
 pub fn select(s: &Schedule, mut walk: Walk, now: DateTime<Utc>, budget: usize) -> Selection {
     let keep = keep(s.catch_up);
     // Fires before `stale` are older than the grace; a grace too large to subtract means none.
-    let stale = chrono::Duration::from_std(s.misfire_grace)
+    // With jitter (docs/design.md §15) a fire is judged from its publish instant: it is due
+    // once `at + offset` has passed, and stale only when even `at + jitter` is older than the
+    // grace, so the jitter delay itself never makes a fire late.
+    let grace = s.misfire_grace + s.jitter.unwrap_or_default();
+    let stale = chrono::Duration::from_std(grace)
         .ok()
         .and_then(|g| now.checked_sub_signed(g))
         .unwrap_or(DateTime::<Utc>::MIN_UTC);
@@ -130,7 +134,7 @@ pub fn select(s: &Schedule, mut walk: Walk, now: DateTime<Utc>, budget: usize) -
     let mut fresh = Vec::new();
     let mut walked = 0usize;
     while let Some(next) = next_after(&s.trigger, walk.at, s.timezone) {
-        if next > now {
+        if crate::jitter::publish_at(s, next) > now {
             break;
         }
         if walked >= budget {

@@ -209,3 +209,58 @@ fn a_resume_skips_the_paused_region_first() {
         );
     }
 }
+
+/// docs/design.md §15: a jittered fire is due at its fire time + offset, not before, and its
+/// jitter delay never makes it stale, even with a grace shorter than the jitter.
+#[test]
+fn a_jittered_fire_is_due_at_its_offset_and_never_late_because_of_it() {
+    let jitter = Duration::from_secs(50);
+    let s = Schedule {
+        jitter: Some(jitter),
+        ..schedule(
+            Trigger::every(Duration::from_secs(60)).unwrap(),
+            0,
+            CatchUp::Skip,
+        )
+    };
+    // Fires at multiples of 60 s; find the offset of the one at t(60) (1_800_000_060 is one).
+    let at = t(60);
+    let off = crate::jitter::offset_of(&s, at);
+    assert!(off < jitter);
+    let off_ms = off.as_millis() as i64;
+    let just_before = at + chrono::Duration::milliseconds(off_ms - 1);
+    let on_time = at + chrono::Duration::milliseconds(off_ms);
+    let none =
+        |sel| matches!(sel, Selection::Done { ref send, skipped: None, .. } if send.is_empty());
+    assert!(
+        none(select(&s, Walk::from(t(0)), just_before, 100)),
+        "not due before its offset"
+    );
+    match select(&s, Walk::from(t(0)), on_time, 100) {
+        Selection::Done { send, skipped, .. } => {
+            assert_eq!(
+                send,
+                vec![at],
+                "due at fire time + offset, sent with its nominal time"
+            );
+            assert_eq!(skipped, None, "grace 0 s, yet not late");
+        }
+        other => panic!("{other:?}"),
+    }
+    // Still not stale 2 s after its publish instant with grace 0 (the jitter's headroom).
+    let later = on_time + chrono::Duration::seconds(2);
+    match select(&s, Walk::from(t(0)), later, 100) {
+        Selection::Done { send, skipped, .. } => {
+            assert_eq!((send, skipped), (vec![at], None));
+        }
+        other => panic!("{other:?}"),
+    }
+    // Well past fire time + jitter + grace it is a misfire as before.
+    match select(&s, Walk::from(t(0)), t(60 + 55), 100) {
+        Selection::Done { send, skipped, .. } => {
+            assert!(send.is_empty());
+            assert_eq!(skipped.map(|k| k.count), Some(1));
+        }
+        other => panic!("{other:?}"),
+    }
+}

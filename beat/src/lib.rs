@@ -13,7 +13,7 @@
 //! - [`cursor`]: token-checked, forward-only, fingerprinted cursors in Redis.
 //! - [`book`]: the one owner of cursors in this process (confirmed, stored, owed).
 //! - [`catchup`]: the pure catch-up selection (grace, `latest`/`all` caps, skip counts).
-//! - [`plan`]: the min-heap of next fires.
+//! - [`plan`]: the min-heap of next fires (armed at each fire's [`jitter`]ed publish instant).
 //! - [`publish`]: fire IDs, envelopes and pipelined confirmed publishing.
 //! - [`link`]: the supervised broker connection.
 //! - [`roster`]: every schedule (file, then runtime) by stable index.
@@ -40,6 +40,7 @@ pub mod console;
 pub mod ctl;
 pub mod cursor;
 pub mod flush;
+pub mod jitter;
 pub mod lease;
 pub mod link;
 pub mod metrics;

@@ -57,6 +57,9 @@ fn main() -> ExitCode {
         Command::Ctl(args) => return drumbeat_beat::ctl::cli::run(settings, args),
         Command::Run => run(settings, cli.common.process_id()),
         Command::Check => {
+            for w in drumbeat_beat::preview::warnings(&settings) {
+                eprintln!("beat: warning: {w}");
+            }
             print_stdout(&format!(
                 "{:#}\n{}",
                 settings.summary(),

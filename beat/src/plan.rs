@@ -158,7 +158,10 @@ impl Plan {
         } else {
             match (e.resume_to, book.cursor(idx)) {
                 (Some(to), Some(c)) if to > c => Some(to),
-                _ => self.next_fire(idx, book),
+                // Woken at the publish instant: the nominal one plus its jitter (§15).
+                _ => self
+                    .next_fire(idx, book)
+                    .map(|t| crate::jitter::publish_at(&e.schedule, t)),
             }
         };
         self.wake_at(idx, wake);

@@ -241,3 +241,26 @@ fn a_held_schedule_is_never_due_and_a_resume_skips_to_its_instant() {
         "the applied mark is not applied again"
     );
 }
+
+/// docs/design.md §15: a jittered schedule wakes at fire time + its offset; the fire keeps its
+/// nominal instant, and a plan built again from the same cursor (a new leader) wakes at the
+/// same instant.
+#[test]
+fn a_jittered_schedule_wakes_at_its_offset_and_a_new_plan_agrees() {
+    let s = Arc::new(Schedule {
+        jitter: Some(Duration::from_secs(8)),
+        ..(*every("j", 10, 60, CatchUp::Latest)).clone()
+    });
+    let off = crate::jitter::offset_of(&s, t(10));
+    let wake = t(10) + chrono::Duration::from_std(off).unwrap();
+    let (mut p, mut b) = plan(std::slice::from_ref(&s), &[t(0)]);
+    assert_eq!(p.next_wake(), Some(wake));
+    let (mut again, _) = plan(&[s], &[t(0)]);
+    assert_eq!(again.next_wake(), Some(wake), "same instant on every beat");
+    if off > Duration::ZERO {
+        let early = p.take_due(wake - chrono::Duration::milliseconds(1), &mut b);
+        assert!(early.fires.is_empty(), "nothing before the offset");
+    }
+    let due = p.take_due(wake, &mut b);
+    assert_eq!(due.fires, vec![Fire { idx: 0, at: t(10) }]);
+}

@@ -51,6 +51,8 @@ pub fn envelope(schedule: &Schedule, at: DateTime<Utc>) -> Envelope {
     env.schedule = Some(schedule.name.clone());
     env.fire_time = Some(at.to_rfc3339_opts(SecondsFormat::Secs, true));
     env.expires_at = expires_at(schedule, at);
+    // Only drumbeat workers honour it; validation refuses a policy with `format = "celery"`.
+    env.overlap = drumbeat_common::envelope::OverlapPolicy::of(schedule.overlap);
     env
 }
 

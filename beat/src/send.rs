@@ -51,7 +51,9 @@ impl Ticker {
                     upto.insert(f.idx, Some(f.at));
                     *sent.entry(f.idx).or_default() += 1;
                     self.metrics.fires_sent.inc();
-                    let lag = (confirmed_at - f.at).num_milliseconds().max(0) as f64 / 1000.0;
+                    // Lag behind the publish instant: jitter is planned, not late (§15).
+                    let due = crate::jitter::publish_at(plan.schedule(f.idx), f.at);
+                    let lag = (confirmed_at - due).num_milliseconds().max(0) as f64 / 1000.0;
                     self.metrics.fire_lag.observe(lag);
                 }
                 Err(e) => {

@@ -41,6 +41,36 @@ pub struct Envelope {
     /// worker that does not know the field still decodes the envelope.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trigger: Option<String>,
+    /// The schedule's overlap policy (docs/design.md §15), set by the beat on fires of a
+    /// schedule that is not `allow`; absent means allow. The worker has no schedule table, so
+    /// the fire carries it; honoured only on `sched:`/`manual:` ids.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub overlap: Option<OverlapPolicy>,
+}
+
+/// [`Envelope::overlap`]: the policy a worker applies while another fire of the schedule runs.
+/// An unknown spelling makes the envelope invalid (dead-lettered `invalid-envelope`), never
+/// silently `allow`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OverlapPolicy {
+    /// Run anyway (never sent by the beat; accepted).
+    Allow,
+    /// Ack without running, counted `skipped:overlap`.
+    Skip,
+    /// Defer one through the delay tiers; skip further ones.
+    BufferOne,
+}
+
+impl OverlapPolicy {
+    /// The envelope field for a schedule's policy: `None` for `allow`.
+    pub fn of(o: crate::config::Overlap) -> Option<Self> {
+        match o {
+            crate::config::Overlap::Allow => None,
+            crate::config::Overlap::Skip => Some(Self::Skip),
+            crate::config::Overlap::BufferOne => Some(Self::BufferOne),
+        }
+    }
 }
 
 /// The [`Envelope::trigger`] value of a manual fire.
@@ -152,6 +182,7 @@ impl Envelope {
             schedule: None,
             fire_time: None,
             trigger: None,
+            overlap: None,
         }
     }
 
@@ -250,5 +281,21 @@ mod tests {
         manual.trigger = Some(MANUAL_TRIGGER.into());
         let back = Envelope::decode(&manual.encode(), Some(CONTENT_TYPE), 1024).unwrap();
         assert_eq!(back.trigger.as_deref(), Some("manual"));
+    }
+
+    #[test]
+    fn overlap_is_omitted_for_allow_spelled_snake_case_and_strict() {
+        let mut env = Envelope::new("sched:a:1", "log", serde_json::Value::Null);
+        let body = String::from_utf8(env.encode()).unwrap();
+        assert!(!body.contains("overlap"), "{body}");
+        env.overlap = OverlapPolicy::of(crate::config::Overlap::BufferOne);
+        let body = String::from_utf8(env.encode()).unwrap();
+        assert!(body.contains(r#""overlap":"buffer_one""#), "{body}");
+        let back = Envelope::decode(body.as_bytes(), None, 1024).unwrap();
+        assert_eq!(back.overlap, Some(OverlapPolicy::BufferOne));
+        let bad = br#"{"v":1,"id":"x","task":"log","overlap":"forbid"}"#;
+        let e = Envelope::decode(bad, None, 1024).unwrap_err();
+        assert_eq!(e.reason(), DeadReason::InvalidEnvelope);
+        assert_eq!(OverlapPolicy::of(crate::config::Overlap::Allow), None);
     }
 }

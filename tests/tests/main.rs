@@ -10,6 +10,7 @@ mod common;
 mod console;
 mod ctl;
 mod e2e;
+mod overlap;
 mod scheduling;
 mod security;
 mod worker;

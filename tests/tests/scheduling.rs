@@ -111,9 +111,12 @@ fn every_gives_the_same_instants_in_two_processes() {
     let from = Utc::now();
     let fa = drumbeat_beat::preview::next_fires(&a.schedules[0], from, 50);
     let fb = drumbeat_beat::preview::next_fires(&b.schedules[0], from, 50);
-    let utc = |v: &[(String, String)]| v.iter().map(|x| x.0.clone()).collect::<Vec<_>>();
+    let utc = |v: &[drumbeat_beat::preview::NextFire]| {
+        v.iter().map(|x| x.utc.clone()).collect::<Vec<_>>()
+    };
     assert_eq!(utc(&fa), utc(&fb));
-    for (u, _) in &fa {
+    for f in &fa {
+        let u = &f.utc;
         let t = chrono::DateTime::parse_from_rfc3339(u).unwrap().timestamp();
         assert_eq!(t % 7, 0, "{u} is not a multiple of 7 s since the epoch");
     }

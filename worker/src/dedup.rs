@@ -64,6 +64,18 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) 
 return 0
 ";
 
+/// KEYS: claim, starts. ARGV: token, attempt. Gives a claim back as if it had never been
+/// taken: the start it counted is taken off again (docs/design.md §15, a fire whose overlap
+/// marker was lost between its entry and its claim).
+const UNCLAIM: &str = r"
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('DEL', KEYS[1])
+if redis.call('HGET', KEYS[2], 'attempt') == ARGV[2] then
+  if tonumber(redis.call('HINCRBY', KEYS[2], 'n', -1)) <= 0 then redis.call('DEL', KEYS[2]) end
+end
+return 1
+";
+
 /// KEYS: claim. ARGV: token, claim ttl ms.
 const RENEW: &str = r"
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
@@ -95,6 +107,7 @@ pub(crate) struct Dedup {
     claim: Script,
     finish: Script,
     release: Script,
+    unclaim: Script,
     renew: Script,
 }
 
@@ -113,6 +126,7 @@ impl Dedup {
             claim: Script::new(CLAIM),
             finish: Script::new(FINISH),
             release: Script::new(RELEASE),
+            unclaim: Script::new(UNCLAIM),
             renew: Script::new(RENEW),
         }
     }
@@ -120,6 +134,12 @@ impl Dedup {
     /// How long a claim lives unless renewed.
     pub(crate) fn claim_ttl(&self) -> Duration {
         self.claim_ttl
+    }
+
+    /// The longest a claim lives unless renewed: its TTL plus the largest random extra. The
+    /// overlap marker lives this long (docs/design.md §15), so it never expires under a claim.
+    pub(crate) fn claim_life(&self) -> Duration {
+        self.claim_ttl + Duration::from_millis(self.claim_jitter_ms)
     }
 
     fn keys(&self, id: &str) -> [String; 3] {
@@ -190,6 +210,25 @@ impl Dedup {
         let _: i64 = self
             .redis
             .script(&self.release, &[&claim], &[token])
+            .await?;
+        Ok(())
+    }
+
+    /// Gives our claim of `attempt` back and uncounts the start it counted.
+    pub(crate) async fn unclaim(
+        &self,
+        id: &str,
+        token: &str,
+        attempt: u32,
+    ) -> Result<(), RedisError> {
+        let [_, claim, starts] = self.keys(id);
+        let _: i64 = self
+            .redis
+            .script(
+                &self.unclaim,
+                &[&claim, &starts],
+                &[token, &attempt.to_string()],
+            )
             .await?;
         Ok(())
     }

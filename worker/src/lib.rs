@@ -79,6 +79,7 @@ mod failpoint;
 mod handler;
 mod metrics;
 mod outcome;
+mod overlap;
 mod process;
 mod publish;
 mod registry;

@@ -30,17 +30,20 @@ pub enum Outcome {
     /// Claimed by another run, or a Celery call whose `eta` is still ahead (docs/design.md
     /// §12); republished to a delay tier without counting an attempt.
     Deferred,
+    /// Another fire of its schedule was running (docs/design.md §15); acked without running.
+    Skipped,
 }
 
 impl Outcome {
     /// Every outcome, for `/status`.
-    pub const ALL: [Outcome; 6] = [
+    pub const ALL: [Outcome; 7] = [
         Self::Done,
         Self::Retried,
         Self::Dead,
         Self::Expired,
         Self::Duplicate,
         Self::Deferred,
+        Self::Skipped,
     ];
 
     /// Label value.
@@ -52,6 +55,7 @@ impl Outcome {
             Self::Expired => "expired",
             Self::Duplicate => "duplicate",
             Self::Deferred => "deferred",
+            Self::Skipped => "skipped",
         }
     }
 }
@@ -69,6 +73,11 @@ struct QueueReason {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabel {
+    reason: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct TaskLabel {
     task: String,
 }
@@ -79,6 +88,8 @@ type HistogramFamily = Family<TaskLabel, Histogram, fn() -> Histogram>;
 pub(crate) struct WorkerMetrics {
     tasks: Family<QueueOutcome, Counter>,
     expired: Counter,
+    /// `drumbeat_tasks_skipped_total{reason}`: fires acked without running.
+    skipped: Family<ReasonLabel, Counter>,
     retries: Family<QueueOutcome, Counter>,
     dead: Family<QueueReason, Counter>,
     duration: HistogramFamily,
@@ -97,6 +108,7 @@ impl WorkerMetrics {
         let m = Self {
             tasks: Family::default(),
             expired: Counter::default(),
+            skipped: Family::default(),
             retries: Family::default(),
             dead: Family::default(),
             duration: Family::new_with_constructor(duration_histogram as fn() -> Histogram),
@@ -113,6 +125,11 @@ impl WorkerMetrics {
             "tasks_expired",
             "Tasks skipped after expires_at",
             m.expired.clone(),
+        );
+        registry.register(
+            "tasks_skipped",
+            "Fires acked without running, by reason (overlap: another fire of the schedule ran)",
+            m.skipped.clone(),
         );
         registry.register(
             "retries",
@@ -157,6 +174,13 @@ impl WorkerMetrics {
         match outcome {
             Outcome::Expired => {
                 self.expired.inc();
+            }
+            Outcome::Skipped => {
+                self.skipped
+                    .get_or_create(&ReasonLabel {
+                        reason: "overlap".into(),
+                    })
+                    .inc();
             }
             Outcome::Retried => {
                 self.retries

@@ -95,6 +95,11 @@ pub(crate) async fn settle(f: &InFlight, verdict: Verdict, stop: &CancellationTo
                 _ => {}
             }
             if acked {
+                // Counted once the ack went through: a failed ack is redelivered and decided
+                // again, so one skipped fire is never counted twice. Queued before the count.
+                if outcome == Outcome::Skipped {
+                    f.shared.reports.skipped(f.id.as_deref());
+                }
                 f.shared.metrics.outcome(&f.queue, outcome);
             }
         }

@@ -4,6 +4,9 @@
 //! claim on both are the same. A Celery `eta` still ahead parks the call in a delay tier
 //! before anything is claimed (docs/design.md §12).
 //!
+//! A fire whose schedule has an overlap policy passes the schedule's running marker before its
+//! claim and re-asserts it after (docs/design.md §15, [`crate::overlap`]).
+//!
 //! Everything that can be decided without Redis (bad body, expired, unknown task, bad args) is
 //! decided first, so a poison message never touches the dedup store. No handler runs without a
 //! claim: while Redis is unreachable the delivery is held (unacked) and the claim retried with
@@ -15,6 +18,8 @@ use std::time::Duration;
 
 use drumbeat_common::amqp::{header_int, ATTEMPT_HEADER};
 use drumbeat_common::backoff::Backoff;
+use drumbeat_common::control::schedule_of;
+use drumbeat_common::envelope::OverlapPolicy;
 use drumbeat_common::{DeadReason, Envelope};
 use tokio_util::sync::CancellationToken;
 
@@ -22,6 +27,7 @@ use crate::dedup::Claim;
 use crate::handler::{Meta, TaskError};
 use crate::metrics::Outcome;
 use crate::outcome::{settle, InFlight, Verdict};
+use crate::overlap::{retrying, Entry, Marker};
 use crate::run::{release_after, Ran};
 use crate::shared::Shared;
 
@@ -54,6 +60,8 @@ pub(crate) struct Job {
     pub run: crate::handler::BoxFuture,
     /// Not to run before (Celery's `eta`).
     pub eta: Option<chrono::DateTime<chrono::Utc>>,
+    /// The schedule's overlap policy, from the envelope (docs/design.md §15).
+    pub overlap: Option<OverlapPolicy>,
 }
 
 /// Decides what happens to the delivery; touches Redis and the handler, never the broker.
@@ -84,18 +92,33 @@ async fn process(f: &mut InFlight, stop: &CancellationToken) -> Verdict {
             return Verdict::Delay { tier };
         }
     }
-    let Job { id, task, run, .. } = job;
+    let Job {
+        id,
+        task,
+        run,
+        overlap,
+        ..
+    } = job;
     let token = format!("{}:{}", shared.id, uuid::Uuid::new_v4().simple());
+    // The overlap policy is decided before the claim, so a fire that is skipped or waits
+    // never touches its id's keys (docs/design.md §15).
+    let marker = match overlap_gate(f, &id, overlap, stop).await {
+        Gate::Go(marker) => marker,
+        Gate::Verdict(v) => return v,
+    };
     let Some(claim) = claim(f, &id, &token, stop).await else {
         return Verdict::Leave; // stopping: unacked, the broker requeues it when the channel closes
     };
     match claim {
         Claim::Done => {
+            leave(&shared, marker.as_ref()).await;
             tracing::info!(id = %id, "already done; acked without running");
             Verdict::Ack(Outcome::Duplicate)
         }
+        // Running elsewhere: its marker (if any) is right, and that run clears it.
         Claim::Busy => Verdict::Defer,
         Claim::Lost(n) => {
+            leave(&shared, marker.as_ref()).await;
             let msg = format!(
                 "worker lost {n} times running attempt {} (killed, aborted or out of memory \
                  before recording an outcome); not run again",
@@ -105,10 +128,105 @@ async fn process(f: &mut InFlight, stop: &CancellationToken) -> Verdict {
             Verdict::dead(DeadReason::MaxAttempts, msg)
         }
         Claim::Claimed => {
+            if let Some(m) = &marker {
+                if let Some(v) = hold(f, m, &token, stop).await {
+                    return v;
+                }
+            }
             crate::failpoint::abort_on_id(&id);
             let ran = crate::run::run(&shared, &task, run).await;
-            record(&shared, &id, &token, ran).await
+            record(&shared, &id, &token, ran, marker).await
         }
+    }
+}
+
+/// What the overlap policy lets a delivery do before its claim.
+enum Gate {
+    /// Go on to the claim, holding the schedule's running marker when a policy applies.
+    Go(Option<Marker>),
+    /// Settled by the policy (skipped, waiting) or stopping.
+    Verdict(Verdict),
+}
+
+/// Step 1 of docs/design.md §15 for a `sched:`/`manual:` fire that carries a policy; every
+/// other delivery goes on unmarked.
+async fn overlap_gate(
+    f: &InFlight,
+    id: &str,
+    policy: Option<OverlapPolicy>,
+    stop: &CancellationToken,
+) -> Gate {
+    let (Some(policy), Some(schedule)) = (
+        policy.filter(|p| *p != OverlapPolicy::Allow),
+        schedule_of(id),
+    ) else {
+        return Gate::Go(None);
+    };
+    let shared = &f.shared;
+    let m = Marker {
+        schedule: schedule.to_string(),
+        id: id.to_string(),
+    };
+    let tier = shared
+        .settings
+        .retry_policy(&f.queue)
+        .tier_at_least(Duration::ZERO);
+    let wait_ttl = crate::overlap::waiting_ttl(tier);
+    let entry = retrying("overlap check", id, stop, || {
+        shared.overlaps.enter(&m, policy, wait_ttl)
+    })
+    .await;
+    match entry {
+        None => Gate::Verdict(Verdict::Leave),
+        Some(Entry::Go) => Gate::Go(Some(m)),
+        Some(Entry::StillWaiting) => {
+            tracing::debug!(
+                id,
+                schedule,
+                "the schedule's running fire has not settled; still waiting"
+            );
+            Gate::Verdict(Verdict::Defer)
+        }
+        Some(Entry::Wait) => {
+            tracing::info!(
+                id,
+                schedule,
+                "another fire of the schedule runs; this one waits (buffer_one)"
+            );
+            Gate::Verdict(Verdict::Defer)
+        }
+        Some(Entry::Skip) => {
+            tracing::info!(id, schedule, policy = ?policy, "another fire of the schedule runs; skipped (overlap)");
+            Gate::Verdict(Verdict::Ack(Outcome::Skipped))
+        }
+    }
+}
+
+/// Step 3: re-asserts the marker after the claim. `None` to run; otherwise the verdict (the
+/// claim given back, start uncounted) when another fire took the marker meanwhile, or when
+/// stopping.
+async fn hold(f: &InFlight, m: &Marker, token: &str, stop: &CancellationToken) -> Option<Verdict> {
+    let shared = &f.shared;
+    let held = retrying("overlap hold", &m.id, stop, || shared.overlaps.hold(m)).await;
+    if held == Some(true) {
+        return None;
+    }
+    if let Err(e) = shared.dedup.unclaim(&m.id, token, f.attempt).await {
+        tracing::debug!(id = %m.id, error = %e, "could not give the claim back; it expires");
+    }
+    match held {
+        None => Some(Verdict::Leave),
+        _ => {
+            tracing::info!(id = %m.id, "another fire took the schedule's marker during the claim; deferred");
+            Some(Verdict::Defer)
+        }
+    }
+}
+
+/// Step 4 (or the end of steps 1-2 when nobody runs the id): clears our marker, best effort.
+async fn leave(shared: &Shared, marker: Option<&Marker>) {
+    if let Some(m) = marker {
+        shared.overlaps.leave_quietly(m).await;
     }
 }
 
@@ -166,6 +284,7 @@ fn envelope_job(f: &mut InFlight) -> Result<Job, Verdict> {
         task: env.task,
         run,
         eta: None,
+        overlap: env.overlap,
     })
 }
 
@@ -213,19 +332,27 @@ async fn give_back(shared: &Shared, id: &str, token: &str, failures: u32) -> Opt
 
 /// Makes the run's result durable in Redis: `done` on success (retried until the drain
 /// deadline), the claim released on failure (once leftover work has ended).
-async fn record(shared: &Arc<Shared>, id: &str, token: &str, ran: Ran) -> Verdict {
+async fn record(
+    shared: &Arc<Shared>,
+    id: &str,
+    token: &str,
+    ran: Ran,
+    marker: Option<Marker>,
+) -> Verdict {
     match ran.result {
         Ok(()) => {
             if !finish(shared, id, token).await {
-                // Unacked: redelivered and run again (at least once), never lost.
+                // Unacked: redelivered and run again (at least once), never lost. The marker
+                // stays: the redelivery is this fire and goes on; else it expires.
                 return Verdict::Leave;
             }
+            leave(shared, marker.as_ref()).await;
             crate::failpoint::crash_after_done();
             tracing::debug!(id, "done");
             Verdict::Ack(Outcome::Done)
         }
         Err(e) => {
-            release_after(shared, id, token, ran.leftover).await;
+            release_after(shared, id, token, ran.leftover, marker).await;
             match e {
                 TaskError::Retry { after, message } => Verdict::Retry {
                     after,

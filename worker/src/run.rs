@@ -18,6 +18,7 @@ use tokio::time::Instant;
 use tokio_util::task::TaskTracker;
 
 use crate::handler::{BoxFuture, TaskError, TaskResult};
+use crate::overlap::Marker;
 use crate::shared::Shared;
 
 /// How long an aborted handler gets to end before its claim is handed to a keeper task.
@@ -96,19 +97,22 @@ pub(crate) async fn run(shared: &Shared, task: &str, run: BoxFuture) -> Ran {
 }
 
 /// Releases the claim of a failed run: now, or — when work is left over — once it has ended,
-/// renewing the claim meanwhile so it cannot expire under the work.
+/// renewing the claim meanwhile so it cannot expire under the work. The schedule's overlap
+/// marker, if any, is renewed and cleared with it (docs/design.md §15): the next fire of the
+/// schedule must not start beside leftover work either.
 pub(crate) async fn release_after(
     shared: &Arc<Shared>,
     id: &str,
     token: &str,
     leftover: Option<WorkEnd>,
+    marker: Option<Marker>,
 ) {
     let Some(mut ended) = leftover else {
-        return release(shared, id, token).await;
+        return release(shared, id, token, marker.as_ref()).await;
     };
     // An aborted async handler ends at its next `.await`: usually at once.
     if tokio::time::timeout(ABORT_GRACE, &mut ended).await.is_ok() {
-        return release(shared, id, token).await;
+        return release(shared, id, token, marker.as_ref()).await;
     }
     tracing::warn!(
         id,
@@ -124,16 +128,24 @@ pub(crate) async fn release_after(
                     if let Err(e) = shared.dedup.renew(&id, &token).await {
                         tracing::debug!(id, error = %e, "claim renewal failed; trying again");
                     }
+                    if let Some(m) = &marker {
+                        if let Err(e) = shared.overlaps.renew(m).await {
+                            tracing::debug!(id, error = %e, "overlap marker renewal failed; trying again");
+                        }
+                    }
                 }
             }
         }
         tracing::info!(id, "leftover handler work ended; claim released");
-        release(&shared, &id, &token).await;
+        release(&shared, &id, &token, marker.as_ref()).await;
     });
 }
 
-async fn release(shared: &Shared, id: &str, token: &str) {
+async fn release(shared: &Shared, id: &str, token: &str, marker: Option<&Marker>) {
     if let Err(e) = shared.dedup.release(id, token).await {
         tracing::warn!(id, error = %e, "could not release claim; it expires on its own");
+    }
+    if let Some(m) = marker {
+        shared.overlaps.leave_quietly(m).await;
     }
 }

@@ -16,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 use crate::control::Reports;
 use crate::dedup::Dedup;
 use crate::metrics::WorkerMetrics;
+use crate::overlap::Overlaps;
 use crate::registry::Registry;
 
 /// State every delivery task shares.
@@ -24,6 +25,8 @@ pub(crate) struct Shared {
     pub id: String,
     pub registry: Registry,
     pub dedup: Dedup,
+    /// Per-schedule running/waiting markers (docs/design.md §15).
+    pub overlaps: Overlaps,
     pub topology: Topology,
     pub metrics: WorkerMetrics,
     pub metrics_registry: MetricsRegistry,

@@ -17,6 +17,7 @@ use crate::control::{Recorder, Reports};
 use crate::dedup::Dedup;
 use crate::handler::Handler;
 use crate::metrics::WorkerMetrics;
+use crate::overlap::Overlaps;
 use crate::registry::Registry;
 use crate::shared::Drain;
 pub(crate) use crate::shared::Shared;
@@ -133,11 +134,12 @@ impl WorkerBuilder {
             .control
             .unwrap_or_else(|| ControlStore::new(redis.clone(), &settings.namespace));
         let dedup = Dedup::new(
-            redis,
+            redis.clone(),
             &settings.namespace,
             claim_ttl,
             settings.worker.done_ttl,
         );
+        let overlaps = Overlaps::new(redis, &settings.namespace, dedup.claim_life());
         let topology = Topology::new(&settings.namespace, settings.amqp.connect_timeout)
             .with_celery_queues(&settings.worker.celery_queues);
         let metrics = WorkerMetrics::new(&self.metrics);
@@ -149,6 +151,7 @@ impl WorkerBuilder {
                 .unwrap_or_else(|| format!("worker-{}", std::process::id())),
             registry: self.registry,
             dedup,
+            overlaps,
             topology,
             metrics,
             metrics_registry: self.metrics,

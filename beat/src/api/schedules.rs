@@ -34,7 +34,7 @@ pub async fn describe(
     Ok(Json(api.describe(&name, Utc::now()).await?))
 }
 
-/// `{"note"}` of pause, resume and trigger; all optional.
+/// `{"note"}` of pause and resume; optional.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NoteBody {
@@ -62,14 +62,27 @@ pub async fn resume(
     Ok(Json(api.resume(&[name], &actor.0, &body.note).await?))
 }
 
+/// `{"note", "force"}` of a trigger; both optional. `force` ignores the schedule's overlap
+/// policy (docs/design.md §15).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TriggerBody {
+    #[serde(default)]
+    note: String,
+    #[serde(default)]
+    force: bool,
+}
+
 /// Publishes one manual fire now; audited as `trigger`.
 pub async fn trigger(
     State(api): State<Api>,
     Extension(actor): Extension<Actor>,
     Path(name): Path<String>,
-    JsonBody(body): JsonBody<NoteBody>,
+    JsonBody(body): JsonBody<TriggerBody>,
 ) -> Result<Json<TriggeredDoc>, ApiError> {
-    Ok(Json(api.trigger(&name, &actor.0, &body.note).await?))
+    Ok(Json(
+        api.trigger(&name, &actor.0, &body.note, body.force).await?,
+    ))
 }
 
 /// `{"from", "to", "dry_run", "note"}` of a backfill; times RFC 3339.

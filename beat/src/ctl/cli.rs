@@ -68,6 +68,9 @@ enum CtlCommand {
         /// Why, for the audit log.
         #[arg(long)]
         note: Option<String>,
+        /// Run even while another fire of the schedule runs (ignore its overlap policy).
+        #[arg(long)]
+        force: bool,
     },
     /// Publish the schedule's normal fires in (from, to]; at most 10000, to not in the future.
     Backfill {
@@ -170,8 +173,12 @@ async fn dispatch(settings: Settings, args: CtlArgs) -> Result<String, CtlError>
             let doc = ctl.resume(&names, &by, &note(n)).await?;
             out(json, &doc, || text::state(&doc))
         }
-        CtlCommand::Trigger { name, note: n } => {
-            let doc = ctl.trigger(&name, &by, &note(n)).await?;
+        CtlCommand::Trigger {
+            name,
+            note: n,
+            force,
+        } => {
+            let doc = ctl.trigger(&name, &by, &note(n), force).await?;
             out(json, &doc, || format!("{}\n", doc.id))
         }
         CtlCommand::Backfill {

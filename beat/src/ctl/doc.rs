@@ -65,6 +65,11 @@ pub struct ScheduleDoc {
     pub last_outcome: Option<LastOutcome>,
     /// Next 3 fire times, RFC 3339 UTC.
     pub next_fires: Vec<String>,
+    /// Overlap policy: `allow`, `skip` or `buffer_one` (docs/design.md §15).
+    pub overlap: &'static str,
+    /// Publish jitter in humantime (`30s`), absent when none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub jitter: Option<String>,
     /// Sent and skipped-by-reason counts.
     pub counters: CountersDoc,
     /// Runtime schedules: the version to send as `If-Match` for a safe update.

@@ -26,12 +26,15 @@ use crate::publish::{envelope, expires_at, fire_id, outgoing};
 /// Confirms outstanding at most during a backfill (the beat's own window).
 const WINDOW: usize = 4096;
 
-/// Publishes one fire of `name` now.
+/// Publishes one fire of `name` now. It obeys the schedule's overlap policy (the envelope
+/// carries it, docs/design.md §15) unless `force`, which leaves the policy out so the worker
+/// runs it beside a running fire; a forced trigger is audited as such.
 pub(super) async fn trigger(
     ctl: &Ctl,
     name: &str,
     by: &str,
     note: &str,
+    force: bool,
 ) -> Result<TriggeredDoc, CtlError> {
     check_name(name)?;
     let catalog = ctl.catalog().await?;
@@ -40,6 +43,9 @@ pub(super) async fn trigger(
     let mut env = envelope(schedule, now);
     env.id = format!("manual:{name}:{}", uuid::Uuid::new_v4());
     env.trigger = Some(MANUAL_TRIGGER.into());
+    if force {
+        env.overlap = None;
+    }
     let broker = Broker::open(&ctl.settings, schedule).await?;
     let out = outgoing(schedule, &env, broker.tasks_exchange());
     let sent = match broker.start(&out).await {
@@ -52,6 +58,16 @@ pub(super) async fn trigger(
         source,
     })?;
     ctl.recorded(name, 1, &env).await;
+    let forced;
+    let note = if force && schedule.overlap != drumbeat_common::config::Overlap::Allow {
+        forced = format!(
+            "{note} (forced past overlap = {})",
+            schedule.overlap.as_str()
+        );
+        forced.trim()
+    } else {
+        note
+    };
     ctl.audited("trigger", name, by, note).await;
     Ok(TriggeredDoc { id: env.id })
 }

@@ -192,14 +192,16 @@ impl Ctl {
         state::resume(self, names, by, note).await
     }
 
-    /// Publishes one fire now, id `manual:{name}:{uuid}`, confirmed; audited.
+    /// Publishes one fire now, id `manual:{name}:{uuid}`, confirmed; audited. It carries the
+    /// schedule's overlap policy unless `force` (docs/design.md §15).
     pub async fn trigger(
         &self,
         name: &str,
         by: &str,
         note: &str,
+        force: bool,
     ) -> Result<TriggeredDoc, CtlError> {
-        fire::trigger(self, name, by, note).await
+        fire::trigger(self, name, by, note, force).await
     }
 
     /// Publishes the normal fire ids of (from, to]; refuses `to` in the future or more than

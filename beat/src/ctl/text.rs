@@ -146,6 +146,10 @@ pub(super) fn describe(s: &ScheduleDoc) -> String {
         ),
     ));
     lines.push(("next fires", s.next_fires.join(", ")));
+    lines.push(("overlap", s.overlap.to_string()));
+    if let Some(j) = &s.jitter {
+        lines.push(("jitter", format!("{j} (published fire time + [0, {j}))")));
+    }
     let skipped: Vec<String> = s
         .counters
         .skipped

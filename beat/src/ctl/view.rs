@@ -104,6 +104,8 @@ fn schedule_doc(
         last_fire: stats.last_fire,
         last_outcome: stats.last_outcome,
         next_fires: next_fires(s, now, NEXT_FIRES),
+        overlap: s.overlap.as_str(),
+        jitter: s.jitter.map(|j| humantime::format_duration(j).to_string()),
         counters: CountersDoc {
             sent: stats.sent,
             skipped: stats.skipped,

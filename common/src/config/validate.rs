@@ -12,8 +12,8 @@ use super::format;
 use super::raw::{RawRetry, RawSchedule, RawSettings};
 use super::tokens::{self, OpsTokens};
 use super::{
-    AmqpSettings, BeatSettings, CatchUp, ConfigError, OpsSettings, Overlap, RedisMode,
-    RedisSettings, RetryPolicy, Schedule, Settings, WorkerSettings, MAX_HANDLER_TIMEOUT,
+    AmqpSettings, BeatSettings, CatchUp, ConfigError, MessageFormat, OpsSettings, Overlap,
+    RedisMode, RedisSettings, RetryPolicy, Schedule, Settings, WorkerSettings, MAX_HANDLER_TIMEOUT,
 };
 use crate::schedule::Trigger;
 use crate::secret::SecretUrl;
@@ -250,6 +250,16 @@ pub(super) fn schedule(path: &str, s: &RawSchedule) -> Result<Schedule> {
             )
         })?,
     };
+    if overlap != Overlap::Allow && matches!(formatted.format, MessageFormat::Celery(_)) {
+        return Err(ConfigError::field(
+            field("overlap"),
+            format!(
+                "`{}` needs drumbeat workers (Celery workers do not honour it); \
+                 use allow with format = \"celery\"",
+                overlap.as_str()
+            ),
+        ));
+    }
     let jitter = match s.jitter {
         None => None,
         Some(j) if j.is_zero() => None,

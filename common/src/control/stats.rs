@@ -21,6 +21,9 @@ pub enum SkipReason {
     Misfire,
     /// Due while the schedule was paused.
     Paused,
+    /// Arrived at a worker while another fire of its schedule ran (`overlap = "skip"`, or a
+    /// second waiting one under `buffer_one`; docs/design.md §15). Counted by the worker.
+    Overlap,
 }
 
 impl SkipReason {
@@ -29,6 +32,7 @@ impl SkipReason {
         match self {
             Self::Misfire => "misfire",
             Self::Paused => "paused",
+            Self::Overlap => "overlap",
         }
     }
 }

@@ -8,5 +8,5 @@ mod auth;
 mod bodies;
 mod dlq;
 mod schedules;
-mod support;
+pub(crate) mod support;
 mod tokens;

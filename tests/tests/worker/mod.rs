@@ -17,5 +17,5 @@ mod legacy;
 mod library;
 mod outage;
 mod outcome_publish;
-mod process;
+pub(crate) mod process;
 pub(crate) mod support;

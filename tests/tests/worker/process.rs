@@ -8,7 +8,7 @@ use drumbeat_tests::{poll_until, Proc, TestNs, REDIS_URL};
 
 use super::support::*;
 
-pub(super) fn spawn(ns: &TestNs, name: &str, extra: &str, envs: &[(&str, &str)]) -> Proc {
+pub(crate) fn spawn(ns: &TestNs, name: &str, extra: &str, envs: &[(&str, &str)]) -> Proc {
     let path = ns.config_file(&format!("{name}.toml"), extra);
     let path = path.to_str().unwrap().to_string();
     Proc::spawn(

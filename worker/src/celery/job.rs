@@ -95,5 +95,6 @@ pub(crate) fn prepare(f: &mut InFlight) -> Result<Job, Verdict> {
         task: msg.task,
         run,
         eta: msg.eta,
+        overlap: None,
     })
 }

@@ -14,7 +14,7 @@
 use std::time::Duration;
 
 use chrono::Utc;
-use drumbeat_common::control::{rfc3339_ms, schedule_of, ControlStore, LastOutcome};
+use drumbeat_common::control::{rfc3339_ms, schedule_of, ControlStore, LastOutcome, SkipReason};
 use prometheus_client::metrics::counter::Counter;
 use tokio::sync::mpsc;
 use tokio::sync::mpsc::error::TrySendError;
@@ -59,7 +59,16 @@ impl Settled {
 #[derive(Debug)]
 pub(crate) struct Report {
     schedule: String,
-    outcome: LastOutcome,
+    kind: Kind,
+}
+
+/// What a report records.
+#[derive(Debug)]
+enum Kind {
+    /// The schedule's `last_outcome`.
+    Outcome(LastOutcome),
+    /// One fire skipped by the overlap policy: `skipped:overlap` + 1 (docs/design.md §15).
+    Skipped,
 }
 
 /// The settle path's side: hands reports to the recorder without waiting.
@@ -94,7 +103,7 @@ impl Reports {
         };
         let report = Report {
             schedule: schedule.to_string(),
-            outcome: LastOutcome {
+            kind: Kind::Outcome(LastOutcome {
                 id: id.unwrap_or_default().to_string(),
                 outcome: how.as_str().to_string(),
                 at: rfc3339_ms(Utc::now()),
@@ -105,13 +114,30 @@ impl Reports {
                         QUEUED_ERROR_BYTES,
                     ))
                 }),
-            },
+            }),
         };
+        self.send(report, id.unwrap_or_default());
+    }
+
+    /// Reports that fire `id` was skipped by its schedule's overlap policy (counted in the
+    /// schedule's `skipped:overlap`); ids that are not a schedule's fire are ignored.
+    pub(crate) fn skipped(&self, id: Option<&str>) {
+        let Some(schedule) = id.and_then(schedule_of) else {
+            return;
+        };
+        let report = Report {
+            schedule: schedule.to_string(),
+            kind: Kind::Skipped,
+        };
+        self.send(report, id.unwrap_or_default());
+    }
+
+    fn send(&self, report: Report, id: &str) {
         match self.tx.try_send(report) {
             Ok(()) => {}
-            Err(TrySendError::Full(r)) | Err(TrySendError::Closed(r)) => {
+            Err(TrySendError::Full(_)) | Err(TrySendError::Closed(_)) => {
                 self.dropped.inc();
-                tracing::debug!(id = %r.outcome.id, "outcome report dropped: the recorder is behind");
+                tracing::debug!(id, "outcome report dropped: the recorder is behind");
             }
         }
     }
@@ -159,7 +185,14 @@ impl Recorder {
 }
 
 async fn write(store: &ControlStore, limit: Duration, r: &Report, quiet: &mut Quiet) {
-    match within(limit, store.record_outcome(&r.schedule, &r.outcome)).await {
+    let written = match &r.kind {
+        Kind::Outcome(o) => within(limit, store.record_outcome(&r.schedule, o)).await,
+        Kind::Skipped => {
+            let skip = [(r.schedule.clone(), SkipReason::Overlap, 1)];
+            within(limit, store.record_skips(&skip)).await
+        }
+    };
+    match written {
         Ok(()) => quiet.ok(),
         Err(e) => quiet.failed(&e),
     }
@@ -193,15 +226,32 @@ mod tests {
 
         let first = recorder.rx.try_recv().unwrap();
         assert_eq!(first.schedule, "a");
-        assert_eq!(first.outcome.outcome, "dead");
-        assert_eq!(first.outcome.attempts, 2);
-        let err = first.outcome.error.unwrap();
+        let Kind::Outcome(first_outcome) = first.kind else {
+            panic!("an outcome report")
+        };
+        assert_eq!(first_outcome.outcome, "dead");
+        assert_eq!(first_outcome.attempts, 2);
+        let err = first_outcome.error.unwrap();
         assert!(!err.contains("hunter2") && !err.contains('\n'), "{err}");
         let second = recorder.rx.try_recv().unwrap();
+        let Kind::Outcome(o) = second.kind else {
+            panic!("an outcome report")
+        };
         assert_eq!(
-            (second.schedule.as_str(), second.outcome.id.as_str()),
+            (second.schedule.as_str(), o.id.as_str()),
             ("b", "manual:b:u1")
         );
-        assert_eq!(second.outcome.error, None);
+        assert_eq!(o.error, None);
+    }
+
+    #[test]
+    fn overlap_skips_are_reported_for_schedule_fires_only() {
+        let (reports, mut recorder) = Reports::channel(4, Counter::default());
+        reports.skipped(Some("order-1"));
+        reports.skipped(Some("sched:a:2027-01-01T00:00:00Z"));
+        let r = recorder.rx.try_recv().unwrap();
+        assert_eq!(r.schedule, "a");
+        assert!(matches!(r.kind, Kind::Skipped));
+        assert!(recorder.rx.try_recv().is_err());
     }
 }
