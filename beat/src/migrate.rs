@@ -78,6 +78,19 @@ pub async fn run(redis: &Redis, mode: &RedisMode, ns: &str, stop: &CancellationT
                 }
                 left.clamp(Duration::from_millis(100), Duration::from_secs(1))
             }
+            // A user the ACL keeps off v1's keys (docs: least privilege) has nothing to move
+            // that it could see; waiting for permissions it may never get would keep the beat
+            // from leading at all.
+            Err(RedisError::Command(e))
+                if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoPerm) =>
+            {
+                tracing::warn!(
+                    error = %e,
+                    "v1 key migration skipped: this Redis user may not read `{ns}:beat:*` \
+                     (grant it, and restart, only when upgrading a namespace a v1 beat used)"
+                );
+                return;
+            }
             Err(e) => {
                 let d = backoff.next_delay();
                 tracing::warn!(error = %e, retry_in = ?d, "v1 key migration check failed");

@@ -50,15 +50,17 @@ pub fn worker_rabbit(ns: &str) -> RabbitPerms {
 /// Commands every drumbeat process sends: scripts (EVALSHA, loading on NOSCRIPT) and what the
 /// scripts call, plus the plain commands of the control store, presence and audit log.
 const COMMON_COMMANDS: &str = "+ping +get +set +mget +del +exists +incr +pexpire +pttl +expire \
-+hset +hget +hgetall +hdel +hincrby +xadd +xrevrange +evalsha +eval +script|load";
++hset +hget +hgetall +hdel +hincrby +xadd +xrevrange +evalsha +eval +script|load +wait +role";
 
 /// Redis ACL rules of the beat (after `ACL SETUSER <name> on ><password>`): the lease, cursors,
 /// control keys, schedule stats, presence and audit log in `{ns}`, and the `starts` counter of
-/// a task id, which an API replay resets; MULTI/EXEC for the control store's snapshot.
+/// a task id, which an API replay resets; MULTI/EXEC for the control store's snapshot; v1's
+/// `ns:beat:*` keys and SCAN for the one-time migration to the hash-tagged layout (§13).
 pub fn beat_redis(ns: &str) -> String {
     format!(
         "resetkeys ~{{{ns}}}:beat:* ~{{{ns}}}:ctl:* ~{{{ns}}}:sched:* ~{{{ns}}}:presence:* \
-         ~{{{ns}}}:audit ~{ns}:task:*:starts resetchannels -@all {COMMON_COMMANDS} +multi +exec"
+         ~{{{ns}}}:audit ~{ns}:task:*:starts ~{ns}:beat:* resetchannels -@all {COMMON_COMMANDS} \
+         +multi +exec +scan"
     )
 }
 
