@@ -12,7 +12,9 @@ pub mod celery;
 pub mod ops;
 pub mod procs;
 pub mod rabbit;
+pub mod rabbit_cluster;
 pub mod relay;
+pub mod stunnel;
 pub mod tls;
 
 use std::future::Future;

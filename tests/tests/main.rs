@@ -7,6 +7,7 @@ mod beat;
 mod celery;
 mod common;
 mod console;
+mod cluster_amqp;
 mod ctl;
 mod e2e;
 mod scheduling;
