@@ -165,25 +165,28 @@ impl Ns {
         }
         let _ = conn.close(200, "bench cleanup".into()).await;
         let mut r = redis().await?;
-        for pattern in [drumbeat_common::keys::ns_key(&self.name, "*"), format!("{}:*", self.name)] {
-        let mut cursor: u64 = 0;
-        loop {
-            let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
-                .arg(cursor)
-                .arg("MATCH")
-                .arg(&pattern)
-                .arg("COUNT")
-                .arg(10_000)
-                .query_async(&mut r)
-                .await?;
-            if !keys.is_empty() {
-                let _: i64 = redis::cmd("UNLINK").arg(&keys).query_async(&mut r).await?;
+        for pattern in [
+            drumbeat_common::keys::ns_key(&self.name, "*"),
+            format!("{}:*", self.name),
+        ] {
+            let mut cursor: u64 = 0;
+            loop {
+                let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+                    .arg(cursor)
+                    .arg("MATCH")
+                    .arg(&pattern)
+                    .arg("COUNT")
+                    .arg(10_000)
+                    .query_async(&mut r)
+                    .await?;
+                if !keys.is_empty() {
+                    let _: i64 = redis::cmd("UNLINK").arg(&keys).query_async(&mut r).await?;
+                }
+                if next == 0 {
+                    break;
+                }
+                cursor = next;
             }
-            if next == 0 {
-                break;
-            }
-            cursor = next;
-        }
         }
         Ok(())
     }

@@ -20,7 +20,9 @@ impl RabbitCluster {
     /// Boots `n` nodes and clusters them (panics, cleaning up, when that fails).
     pub fn start(n: usize) -> Self {
         let started = Instant::now();
-        let boots: Vec<_> = (0..n).map(|_| std::thread::spawn(RabbitNode::start)).collect();
+        let boots: Vec<_> = (0..n)
+            .map(|_| std::thread::spawn(RabbitNode::start))
+            .collect();
         // Join every thread before looking at results, so no node is left behind unowned.
         let results: Vec<_> = boots.into_iter().map(|h| h.join()).collect();
         let mut nodes = Vec::with_capacity(n);

@@ -5,9 +5,9 @@
 mod api;
 mod beat;
 mod celery;
+mod cluster_amqp;
 mod common;
 mod console;
-mod cluster_amqp;
 mod ctl;
 mod e2e;
 mod scheduling;

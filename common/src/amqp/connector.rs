@@ -52,9 +52,11 @@ impl Connector {
     /// connection is encrypted but not authenticated.
     pub fn new(settings: &AmqpSettings, name: impl Into<String>) -> Self {
         let name = name.into();
-        let any_tls = settings
-            .nodes()
-            .any(|u| u.expose().get(..8).is_some_and(|s| s.eq_ignore_ascii_case("amqps://")));
+        let any_tls = settings.nodes().any(|u| {
+            u.expose()
+                .get(..8)
+                .is_some_and(|s| s.eq_ignore_ascii_case("amqps://"))
+        });
         let tls = any_tls.then(|| tls::client_config(&settings.tls));
         if any_tls && settings.tls.insecure {
             tracing::warn!(

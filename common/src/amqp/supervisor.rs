@@ -78,7 +78,8 @@ pub async fn supervise<S: Session>(
             }
         };
         if backoff.failures() > 0 {
-            tracing::info!(%name, failures = backoff.failures(), "amqp reconnected");
+            let broker = connector.redacted_url();
+            tracing::info!(%name, %broker, failures = backoff.failures(), "amqp reconnected");
         } else {
             tracing::info!(%name, broker = %connector.redacted_url(), "amqp connected");
         }

@@ -82,8 +82,7 @@ fn roots(ca_file: Option<&Path>) -> Result<RootCertStore, TlsSetupError> {
     let mut store = RootCertStore::empty();
     match ca_file {
         Some(path) => {
-            let (added, _) =
-                store.add_parsable_certificates(read_certs("amqp.tls.ca_file", path)?);
+            let (added, _) = store.add_parsable_certificates(read_certs("amqp.tls.ca_file", path)?);
             if added == 0 {
                 return Err(setup_err("amqp.tls.ca_file", "no usable CA certificate"));
             }
@@ -173,7 +172,12 @@ impl ServerCertVerifier for NoVerification {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+        verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
     }
 
     fn verify_tls13_signature(
@@ -182,7 +186,12 @@ impl ServerCertVerifier for NoVerification {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+        verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {

@@ -72,8 +72,9 @@ pub(super) fn tls(path: &str, raw: &RawTls) -> Result<TlsSettings> {
     let file = |name: &str, v: &Option<String>| -> Result<Option<PathBuf>> {
         let Some(v) = v else { return Ok(None) };
         let p = PathBuf::from(v);
-        std::fs::metadata(&p)
-            .map_err(|e| ConfigError::field(format!("{path}.{name}"), format!("cannot read: {e}")))?;
+        std::fs::metadata(&p).map_err(|e| {
+            ConfigError::field(format!("{path}.{name}"), format!("cannot read: {e}"))
+        })?;
         Ok(Some(p))
     };
     let ca_file = file("ca_file", &raw.ca_file)?;
@@ -110,7 +111,10 @@ pub(super) fn tls(path: &str, raw: &RawTls) -> Result<TlsSettings> {
 pub(super) fn amqp_urls(raw: &RawUrls) -> Result<(SecretUrl, Vec<SecretUrl>)> {
     let parts = raw.split();
     if parts.iter().all(|p| p.is_empty()) {
-        return Err(ConfigError::field("amqp.url", "must name at least one node"));
+        return Err(ConfigError::field(
+            "amqp.url",
+            "must name at least one node",
+        ));
     }
     let mut urls = Vec::with_capacity(parts.len());
     for (i, p) in parts.iter().enumerate() {
@@ -263,7 +267,9 @@ pub(super) fn redis_target(field: &str, raw: &str) -> Result<RedisTarget> {
         }
     } else {
         if !path.is_empty() {
-            return Err(bad("a cluster URL has no database path (Redis Cluster has only db 0)"));
+            return Err(bad(
+                "a cluster URL has no database path (Redis Cluster has only db 0)",
+            ));
         }
         RedisMode::Cluster
     };
@@ -301,7 +307,10 @@ mod tests {
     #[test]
     fn cluster_and_single_urls() {
         let t = redis_target("redis.url", "rediss+cluster://a:7000,b:7001").unwrap();
-        assert_eq!((t.mode, t.tls, t.nodes.len()), (RedisMode::Cluster, true, 2));
+        assert_eq!(
+            (t.mode, t.tls, t.nodes.len()),
+            (RedisMode::Cluster, true, 2)
+        );
         let t = redis_target("redis.url", "redis://127.0.0.1:6379/3").unwrap();
         assert_eq!(t.mode, RedisMode::Single);
         assert_eq!(t.nodes[0].expose(), "redis://127.0.0.1:6379/3");

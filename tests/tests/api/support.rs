@@ -115,5 +115,5 @@ pub async fn control_keys(ns: &TestNs) -> Vec<String> {
         .collect()
 }
 
-pub use drumbeat_tests::ns_keys;
 pub use drumbeat_tests::audit_entries;
+pub use drumbeat_tests::ns_keys;

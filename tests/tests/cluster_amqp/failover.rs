@@ -53,11 +53,18 @@ impl Ledger {
     }
 }
 
-/// The AMQP port in the `amqp connected` line of a beat log (`broker=amqp://…@127.0.0.1:P/…`).
+/// The AMQP port in the last `amqp connected` / `amqp reconnected` line of a beat log
+/// (`broker=amqp://…@127.0.0.1:P/…`).
 fn connected_port(log: &str) -> Option<u16> {
-    let line = log.lines().rev().find(|l| l.contains("amqp connected"))?;
+    let line = log
+        .lines()
+        .rev()
+        .find(|l| l.contains("amqp connected") || l.contains("amqp reconnected"))?;
     let rest = line.split("@127.0.0.1:").nth(1)?;
-    rest.split(|c: char| !c.is_ascii_digit()).next()?.parse().ok()
+    rest.split(|c: char| !c.is_ascii_digit())
+        .next()?
+        .parse()
+        .ok()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -85,17 +92,38 @@ async fn killing_the_leader_beats_node_resumes_fires_on_another_and_keeps_queued
         connected_port(&beat.log_text())
     })
     .await;
-    let k = cluster.by_port(port).expect("the beat's node is a cluster node");
+    let k = cluster
+        .by_port(port)
+        .expect("the beat's node is a cluster node");
     let other = (k + 1) % urls.len();
-    println!("leader beat connected to node {k} ({})", cluster.nodes[k].node);
+    println!(
+        "leader beat connected to node {k} ({})",
+        cluster.nodes[k].node
+    );
 
-    // The connection is named after the process.
-    let names = poll_until("the beat's connection listed", Duration::from_secs(20), || {
-        let out = cluster.nodes[k].ctl_ok(&["-q", "list_connections", "name"]);
-        async move { out.contains("drumbeat-beat b1").then_some(out) }
-    })
+    // The connection is named after the process (the client-provided `connection_name`).
+    let names = poll_until(
+        "the beat's connection listed",
+        Duration::from_secs(20),
+        || {
+            let out = cluster.nodes[k].ctl_ok(&[
+                "-q",
+                "list_connections",
+                "peer_port",
+                "client_properties",
+            ]);
+            async move { out.contains("\"drumbeat-beat b1\"").then_some(out) }
+        },
+    )
     .await;
-    println!("connections on node {k}: {}", names.trim().replace('\n', " | "));
+    let named = names
+        .lines()
+        .find(|l| l.contains("drumbeat-beat b1"))
+        .unwrap_or_default();
+    println!(
+        "node {k} lists the beat's connection: {}",
+        named.split('\t').next().unwrap_or_default()
+    );
 
     // With the work queue declared by the beat, PRE tasks go in through another node.
     let conn = Connection::connect(&urls[other], ConnectionProperties::default())
@@ -106,18 +134,46 @@ async fn killing_the_leader_beats_node_resumes_fires_on_another_and_keeps_queued
     for i in 0..PRE {
         let id = format!("pre-{i}");
         let body = drumbeat_common::Envelope::new(&id, "rec", serde_json::Value::Null).encode();
-        poll_until(&format!("{id} published"), Duration::from_secs(30), || async {
-            let p = Publisher::open(&conn, Duration::from_secs(10), Duration::from_secs(10))
-                .await
-                .ok()?;
-            let r = p.publish(&exchange, "default", &body, task_properties(&id, 1));
-            r.await.ok()
-        })
+        poll_until(
+            &format!("{id} published"),
+            Duration::from_secs(30),
+            || async {
+                let p = Publisher::open(&conn, Duration::from_secs(10), Duration::from_secs(10))
+                    .await
+                    .ok()?;
+                let r = p.publish(&exchange, "default", &body, task_properties(&id, 1));
+                r.await.ok()
+            },
+        )
         .await;
     }
     let _ = conn.close(200, "bye".into()).await;
-    // A few fires queue up behind them.
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // The work queue is a quorum queue with a replica on every node.
+    let work = format!("{}.default", ns.ns);
+    let listed =
+        cluster.nodes[other].ctl_ok(&["-q", "list_queues", "name", "type", "leader", "members"]);
+    let row = listed
+        .lines()
+        .find(|l| l.split('\t').next() == Some(work.as_str()))
+        .unwrap_or_else(|| panic!("{work} not listed: {listed}"))
+        .to_string();
+    println!("work queue: {row}");
+    assert!(row.contains("\tquorum\t"), "{row}");
+    for n in &cluster.nodes {
+        assert!(row.contains(&n.node), "no replica on {}: {row}", n.node);
+    }
+    // A few fires queue up behind the tasks.
+    poll_until("3 more fires", Duration::from_secs(20), || {
+        let out = cluster.nodes[other].ctl_ok(&["-q", "list_queues", "name", "messages"]);
+        let n = out.lines().find_map(|l| {
+            l.strip_prefix(&format!("{work}\t"))?
+                .trim()
+                .parse::<usize>()
+                .ok()
+        });
+        async move { n.filter(|n| *n >= PRE + 3).map(|_| ()) }
+    })
+    .await;
 
     let killed_at = Utc::now();
     cluster.kill9(k);
@@ -196,31 +252,40 @@ async fn killing_the_leader_beats_node_resumes_fires_on_another_and_keeps_queued
         .iter()
         .filter(|(t, _)| **t < window_start || **t > resumed.0)
         .collect();
-    let mut run_times: Vec<DateTime<Utc>> = fires.values().map(|r| r[0]).collect();
-    run_times.sort();
-    let gap = run_times
-        .windows(2)
-        .map(|w| w[1] - w[0])
+    // How late the fires due after the kill ran (the worker was already up by then).
+    let late = fires
+        .iter()
+        .filter(|(t, _)| **t > killed_at)
+        .map(|(t, r)| r[0] - *t)
         .max()
         .unwrap_or_default();
-    let reconnects = beat_log.matches("amqp reconnected").count()
-        + beat_log.matches("amqp connected").count();
+    let reconnected = beat_log
+        .lines()
+        .find(|l| l.contains("amqp reconnected"))
+        .and_then(|l| l.split_whitespace().next())
+        .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+        .map(|t| (t.with_timezone(&Utc) - killed_at).num_milliseconds() as f64 / 1000.0);
+    let secs = |d: chrono::Duration| d.num_milliseconds() as f64 / 1000.0;
     println!(
-        "fault window: kill at {killed_at}, first fire after it ran at {} ({:.1} s later); \
-         largest gap between fire runs {:.1} s; {} fires checked contiguous, {} ran twice \
-         ({} outside the window); {PRE}/{PRE} queued tasks ran once; beat connects logged: \
-         {reconnects}",
-        resumed.1,
-        (resumed.1 - killed_at).num_milliseconds() as f64 / 1000.0,
-        gap.num_milliseconds() as f64 / 1000.0,
+        "fault window: beat reconnected {reconnected:?} s after the kill, to node {:?}; first \
+         fire due after the kill ran {:.1} s after it; fires due after the kill ran at most \
+         {:.1} s late; {} fires contiguous, {} ran twice ({} outside the window); \
+         {PRE}/{PRE} queued tasks ran once",
+        connected_port(&beat_log).and_then(|p| cluster.by_port(p)),
+        secs(resumed.1 - killed_at),
+        secs(late),
         fires.len(),
         twice.len(),
         twice_outside.len()
     );
-    assert!(twice_outside.is_empty(), "fires run twice: {twice_outside:?}");
     assert!(
-        beat_log.contains("amqp reconnected") || beat_log.matches("amqp connected").count() > 1,
-        "the beat never reconnected: {beat_log}"
+        twice_outside.is_empty(),
+        "fires run twice: {twice_outside:?}"
+    );
+    let now_on = connected_port(&beat_log).and_then(|p| cluster.by_port(p));
+    assert!(
+        now_on.is_some_and(|i| i != k),
+        "the beat is not connected to another node: {beat_log}"
     );
     drop(cluster);
 }

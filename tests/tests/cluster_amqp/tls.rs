@@ -73,7 +73,9 @@ async fn wrong_ca_wrong_host_and_missing_client_cert_are_refused_saying_why() {
 
     // Another CA: the server's certificate has an unknown issuer.
     let wrong_ca = settings(&ns, &amqps("localhost", tunnel.port), trusting(&other));
-    let e = try_connect(&wrong_ca).await.expect_err("wrong CA must be refused");
+    let e = try_connect(&wrong_ca)
+        .await
+        .expect_err("wrong CA must be refused");
     println!("wrong CA: {e}");
     assert!(e.contains("TLS handshake with localhost:"), "{e}");
     assert!(e.contains("UnknownIssuer"), "{e}");
@@ -81,7 +83,9 @@ async fn wrong_ca_wrong_host_and_missing_client_cert_are_refused_saying_why() {
 
     // The certificate names only `localhost`; connecting as 127.0.0.1 is a wrong host name.
     let wrong_host = settings(&ns, &amqps("127.0.0.1", tunnel.port), trusting(&ca));
-    let e = try_connect(&wrong_host).await.expect_err("wrong host must be refused");
+    let e = try_connect(&wrong_host)
+        .await
+        .expect_err("wrong host must be refused");
     println!("wrong host: {e}");
     assert!(e.contains("TLS handshake with 127.0.0.1:"), "{e}");
     assert!(e.contains("not valid for name"), "{e}");
@@ -128,7 +132,9 @@ async fn wrong_ca_wrong_host_and_missing_client_cert_are_refused_saying_why() {
             ..trusting(&ca)
         },
     );
-    let e = try_connect(&s).await.expect_err("foreign client certificate");
+    let e = try_connect(&s)
+        .await
+        .expect_err("foreign client certificate");
     println!("foreign client certificate: {e}");
     assert!(e.contains("UnknownCA"), "{e}");
 }
@@ -165,7 +171,13 @@ async fn a_fire_runs_end_to_end_over_amqps_and_a_beat_with_the_wrong_ca_retries_
     let cfg = cfg.to_str().unwrap();
     let env = [("NO_COLOR", "1"), ("DRUMBEAT__AMQP__URL", url.as_str())];
     let started = Instant::now();
-    let beat = Proc::spawn("beat", &["--config", cfg, "--id", "b1", "run"], &env, &ns.dir, "beat");
+    let beat = Proc::spawn(
+        "beat",
+        &["--config", cfg, "--id", "b1", "run"],
+        &env,
+        &ns.dir,
+        "beat",
+    );
     let worker = Proc::spawn(
         "worker",
         &["--config", cfg, "--id", "w1", "run"],
@@ -173,16 +185,29 @@ async fn a_fire_runs_end_to_end_over_amqps_and_a_beat_with_the_wrong_ca_retries_
         &ns.dir,
         "worker",
     );
-    poll_until("3 fires done over amqps", Duration::from_secs(60), || async {
-        let up = tokio::net::TcpStream::connect(("127.0.0.1", ops)).await.is_ok();
-        (up && done(ops).await >= 3.0).then_some(())
-    })
+    poll_until(
+        "3 fires done over amqps",
+        Duration::from_secs(60),
+        || async {
+            let up = tokio::net::TcpStream::connect(("127.0.0.1", ops))
+                .await
+                .is_ok();
+            (up && done(ops).await >= 3.0).then_some(())
+        },
+    )
     .await;
-    println!("3 fires ran over amqps {:.1?} after start", started.elapsed());
+    println!(
+        "3 fires ran over amqps {:.1?} after start",
+        started.elapsed()
+    );
     for p in [&beat, &worker] {
         let log = p.log_text();
         assert!(log.contains("amqp connected"), "{}: {log}", p.name);
-        assert!(!log.contains(SECRET), "{} logged the password: {log}", p.name);
+        assert!(
+            !log.contains(SECRET),
+            "{} logged the password: {log}",
+            p.name
+        );
     }
 
     // A beat of another namespace trusting the wrong CA: it keeps retrying, and says why.
@@ -195,21 +220,32 @@ async fn a_fire_runs_end_to_end_over_amqps_and_a_beat_with_the_wrong_ca_retries_
         &bad_ns.dir,
         "beat-bad-ca",
     );
-    let lines = poll_until("two refused connects logged", Duration::from_secs(30), || async {
-        let log = bad.log_text();
-        let lines: Vec<String> = log
-            .lines()
-            .filter(|l| l.contains("amqp connect failed"))
-            .map(str::to_string)
-            .collect();
-        (lines.len() >= 2).then_some(lines)
-    })
+    let lines = poll_until(
+        "two refused connects logged",
+        Duration::from_secs(30),
+        || async {
+            let log = bad.log_text();
+            let lines: Vec<String> = log
+                .lines()
+                .filter(|l| l.contains("amqp connect failed"))
+                .map(str::to_string)
+                .collect();
+            (lines.len() >= 2).then_some(lines)
+        },
+    )
     .await;
     println!("wrong-CA beat logs: {}", lines[0]);
     assert!(lines[0].contains("UnknownIssuer"), "{}", lines[0]);
-    assert!(lines[0].contains("TLS handshake with localhost:"), "{}", lines[0]);
+    assert!(
+        lines[0].contains("TLS handshake with localhost:"),
+        "{}",
+        lines[0]
+    );
     assert!(lines[0].contains("retry_in"), "{}", lines[0]);
     let log = bad.log_text();
-    assert!(!log.contains(SECRET), "wrong-CA beat logged the password: {log}");
+    assert!(
+        !log.contains(SECRET),
+        "wrong-CA beat logged the password: {log}"
+    );
     assert!(!log.contains("panicked"), "{log}");
 }
