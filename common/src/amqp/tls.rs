@@ -198,3 +198,52 @@ impl ServerCertVerifier for NoVerification {
         self.0.signature_verification_algorithms.supported_schemes()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::ClientCert;
+
+    fn temp(name: &str, text: &str) -> std::path::PathBuf {
+        let p = std::env::temp_dir().join(format!("drumbeat-tls-{}-{name}", std::process::id()));
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+
+    #[test]
+    fn a_ca_file_without_certificates_is_refused_naming_the_field() {
+        let ca = temp("empty-ca.pem", "not a certificate\n");
+        let tls = TlsSettings {
+            ca_file: Some(ca.clone()),
+            ..TlsSettings::default()
+        };
+        let e = client_config(&tls).unwrap_err();
+        assert_eq!(e.field, "amqp.tls.ca_file", "{e}");
+        let _ = std::fs::remove_file(ca);
+    }
+
+    #[test]
+    fn a_client_certificate_file_without_certificates_is_refused_naming_the_field() {
+        let junk = temp("junk.pem", "junk\n");
+        let tls = TlsSettings {
+            client: Some(ClientCert {
+                cert_file: junk.clone(),
+                key_file: junk.clone(),
+            }),
+            insecure: true,
+            ..TlsSettings::default()
+        };
+        let e = client_config(&tls).unwrap_err();
+        assert_eq!(e.field, "amqp.tls.cert_file", "{e}");
+        let _ = std::fs::remove_file(junk);
+    }
+
+    #[test]
+    fn insecure_needs_no_roots() {
+        let tls = TlsSettings {
+            insecure: true,
+            ..TlsSettings::default()
+        };
+        assert!(client_config(&tls).is_ok());
+    }
+}

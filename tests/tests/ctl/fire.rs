@@ -279,7 +279,7 @@ async fn a_repeated_backfill_runs_each_fire_once_on_a_real_worker() {
     for id in &want {
         let mut c = redis_conn(REDIS_URL).await;
         let n: i64 = redis::cmd("EXISTS")
-            .arg(ns.task_key(&id, "done"))
+            .arg(ns.task_key(id, "done"))
             .query_async(&mut c)
             .await
             .unwrap();

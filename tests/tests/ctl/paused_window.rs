@@ -27,7 +27,7 @@ async fn done_keys(ns: &TestNs, ids: &[String]) -> usize {
     let mut n = 0;
     for id in ids {
         let exists: bool = redis::cmd("EXISTS")
-            .arg(ns.task_key(&id, "done"))
+            .arg(ns.task_key(id, "done"))
             .query_async(&mut conn)
             .await
             .unwrap();
