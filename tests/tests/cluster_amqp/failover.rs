@@ -270,13 +270,14 @@ async fn killing_the_leader_beats_node_resumes_fires_on_another_and_keeps_queued
         "fault window: beat reconnected {reconnected:?} s after the kill, to node {:?}; first \
          fire due after the kill ran {:.1} s after it; fires due after the kill ran at most \
          {:.1} s late; {} fires contiguous, {} ran twice ({} outside the window); \
-         {PRE}/{PRE} queued tasks ran once",
+         {PRE}/{PRE} queued tasks ran once; beat replaced a channel that only got nacks: {}",
         connected_port(&beat_log).and_then(|p| cluster.by_port(p)),
         secs(resumed.1 - killed_at),
         secs(late),
         fires.len(),
         twice.len(),
-        twice_outside.len()
+        twice_outside.len(),
+        beat_log.contains("publishes in a row nacked")
     );
     assert!(
         twice_outside.is_empty(),
