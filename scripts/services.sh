@@ -46,6 +46,14 @@ ensure_packages() {
     as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
       chromium chromium-driver >/dev/null
   fi
+  # stunnel4 terminates TLS in front of the broker for the amqps:// tests (docs/design.md §14);
+  # the Debian package's own service is not used (the tests start private ones).
+  if ! command -v stunnel4 >/dev/null && ! command -v stunnel >/dev/null; then
+    echo "==> installing stunnel4 with apt"
+    [ -n "$updated" ] || as_root apt-get update -qq >/dev/null
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+      stunnel4 >/dev/null
+  fi
 }
 
 ensure_redis() {

@@ -13,7 +13,9 @@ pub mod ops;
 pub mod procs;
 pub mod rabbit;
 pub mod redis_topo;
+pub mod rabbit_cluster;
 pub mod relay;
+pub mod stunnel;
 pub mod tls;
 pub mod users;
 

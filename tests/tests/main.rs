@@ -6,6 +6,7 @@ mod api;
 mod beat;
 mod celery;
 mod cluster;
+mod cluster_amqp;
 mod common;
 mod console;
 mod ctl;

@@ -8,9 +8,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use lapin::uri::AMQPUri;
+use lapin::uri::{AMQPScheme, AMQPUri};
 use lapin::{Connection, ConnectionProperties};
+use rustls::ClientConfig;
 
+use super::tls::{self, TlsSetupError};
 use super::AmqpError;
 use crate::backoff::Backoff;
 use crate::config::AmqpSettings;
@@ -37,18 +39,40 @@ pub struct Connector {
     delays: Arc<Mutex<Vec<Duration>>>,
     /// Index into [`AmqpSettings::nodes`] of the node to try first: the last one that answered.
     current: Arc<AtomicUsize>,
+    /// The TLS client for `amqps://` nodes, built once from `amqp.tls` (`None`: no node is
+    /// `amqps`). A set-up error is returned by every connect attempt, so it is logged with the
+    /// backoff like any other connect failure.
+    tls: Option<Result<Arc<ClientConfig>, TlsSetupError>>,
 }
 
 impl Connector {
     /// `name` shows up as the connection name in the RabbitMQ management UI and `rabbitmqctl`.
+    ///
+    /// With an `amqps://` node and `amqp.tls.insecure = true` this logs a warning: that
+    /// connection is encrypted but not authenticated.
     pub fn new(settings: &AmqpSettings, name: impl Into<String>) -> Self {
+        let name = name.into();
+        let any_tls = settings.nodes().any(|u| {
+            u.expose()
+                .get(..8)
+                .is_some_and(|s| s.eq_ignore_ascii_case("amqps://"))
+        });
+        let tls = any_tls.then(|| tls::client_config(&settings.tls));
+        if any_tls && settings.tls.insecure {
+            tracing::warn!(
+                %name,
+                "amqp.tls.insecure = true: the broker's certificate and host name are NOT \
+                 verified; anyone on the path can read and alter this connection"
+            );
+        }
         Self {
             settings: settings.clone(),
-            name: name.into(),
+            name,
             min_delay: MIN_DELAY,
             max_delay: MAX_DELAY,
             delays: Arc::default(),
             current: Arc::default(),
+            tls,
         }
     }
 
@@ -137,9 +161,14 @@ impl Connector {
         if uri.query.heartbeat.is_none() {
             uri.query.heartbeat = Some(DEFAULT_HEARTBEAT_SECS);
         }
+        let tls = match (&uri.scheme, &self.tls) {
+            (AMQPScheme::AMQPS, Some(Ok(tls))) => Some(tls.clone()),
+            (AMQPScheme::AMQPS, Some(Err(e))) => return Err(AmqpError::Tls(e.clone())),
+            _ => None,
+        };
         let props = ConnectionProperties::default().with_connection_name(self.name.clone().into());
         let after = self.settings.connect_timeout;
-        match tokio::time::timeout(after, Connection::connect_uri(uri, props)).await {
+        match tokio::time::timeout(after, tls::connect(uri, props, tls)).await {
             Ok(Ok(c)) => Ok(c),
             Ok(Err(e)) => Err(AmqpError::Connect(e)),
             Err(_) => Err(AmqpError::Timeout {

@@ -9,6 +9,7 @@ mod connector;
 mod publisher;
 mod slot;
 mod supervisor;
+mod tls;
 mod topology;
 
 use std::future::Future;
@@ -20,6 +21,7 @@ pub use publisher::{
 };
 pub use slot::{PublisherSender, PublisherSlot};
 pub use supervisor::{supervise, Ended, PublishLink, Session};
+pub use tls::{client_config as tls_client_config, TlsSetupError};
 pub use topology::{Topology, TopologyQueue};
 
 pub use lapin;
@@ -30,7 +32,10 @@ pub enum AmqpError {
     /// `amqp.url` is not an AMQP URI (checked at config load, so only a bug lands here).
     #[error("amqp.url cannot be parsed as an AMQP URI")]
     BadUrl,
-    /// Could not connect.
+    /// `amqp.tls` names files that do not make a TLS client (bad PEM, no usable CA).
+    #[error("amqp TLS set-up failed: {0}")]
+    Tls(#[source] TlsSetupError),
+    /// Could not connect (for `amqps://`, a failed handshake says `TLS handshake with ...`).
     #[error("amqp connect failed: {0}")]
     Connect(#[source] lapin::Error),
     /// A call did not answer within its deadline.

@@ -1,5 +1,7 @@
 //! Publishing with confirms: success only on a plain broker ack.
 
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
@@ -46,6 +48,9 @@ pub enum PublishError {
 pub struct Publisher {
     channel: Channel,
     confirm_timeout: Duration,
+    /// Publishes nacked in a row on this channel (any ack resets it), shared by clones: a
+    /// channel that only gets nacks is replaced by its [`PublishLink`](super::PublishLink).
+    nacks: Arc<AtomicU32>,
 }
 
 impl std::fmt::Debug for Publisher {
@@ -61,6 +66,7 @@ impl std::fmt::Debug for Publisher {
 pub struct PendingConfirm {
     confirm: PublisherConfirm,
     timeout: Duration,
+    nacks: Arc<AtomicU32>,
 }
 
 impl Publisher {
@@ -80,6 +86,7 @@ impl Publisher {
         Ok(Self {
             channel,
             confirm_timeout,
+            nacks: Arc::default(),
         })
     }
 
@@ -91,6 +98,11 @@ impl Publisher {
     /// Whether the channel can still publish.
     pub fn is_open(&self) -> bool {
         self.channel.status().connected()
+    }
+
+    /// How many publishes in a row the broker nacked on this channel.
+    pub fn nack_streak(&self) -> u32 {
+        self.nacks.load(Ordering::Relaxed)
     }
 
     /// Sends one persistent, mandatory message; await the returned [`PendingConfirm`].
@@ -120,6 +132,7 @@ impl Publisher {
             Ok(Ok(confirm)) => Ok(PendingConfirm {
                 confirm,
                 timeout: self.confirm_timeout,
+                nacks: self.nacks.clone(),
             }),
             Ok(Err(e)) => Err(PublishError::Send(e)),
             Err(_) => Err(PublishError::Timeout(self.confirm_timeout)),
@@ -144,7 +157,15 @@ impl Publisher {
 impl PendingConfirm {
     /// Waits for the broker's verdict: only a plain ack is success.
     pub async fn wait(self) -> Result<(), PublishError> {
-        match tokio::time::timeout(self.timeout, self.confirm).await {
+        let got = tokio::time::timeout(self.timeout, self.confirm).await;
+        match &got {
+            Ok(Ok(Confirmation::Nack(_))) => {
+                self.nacks.fetch_add(1, Ordering::Relaxed);
+            }
+            Ok(Ok(Confirmation::Ack(_))) => self.nacks.store(0, Ordering::Relaxed),
+            _ => {}
+        }
+        match got {
             Err(_) => Err(PublishError::Timeout(self.timeout)),
             Ok(Err(e)) => Err(PublishError::Lost(e)),
             Ok(Ok(Confirmation::Ack(None))) => Ok(()),

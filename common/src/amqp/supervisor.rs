@@ -24,6 +24,12 @@ const HEALTHY_AFTER: Duration = Duration::from_secs(5);
 /// How often a [`PublishLink`] looks at its channel (lapin reports closure only through status).
 const WATCH_EVERY: Duration = Duration::from_millis(100);
 
+/// Publishes nacked in a row after which a [`PublishLink`] replaces its connection. RabbitMQ
+/// 3.10 can leave a channel that published to a quorum queue while the queue had no leader
+/// (its node was just lost) nacking every later publish, even once a new leader is up; a
+/// fresh channel works at once (seen in tests/tests/cluster_amqp/failover.rs).
+const NACKS_BEFORE_RECONNECT: u32 = 3;
+
 /// How a session that was set up ended.
 #[derive(Debug)]
 pub enum Ended {
@@ -78,7 +84,8 @@ pub async fn supervise<S: Session>(
             }
         };
         if backoff.failures() > 0 {
-            tracing::info!(%name, failures = backoff.failures(), "amqp reconnected");
+            let broker = connector.redacted_url();
+            tracing::info!(%name, %broker, failures = backoff.failures(), "amqp reconnected");
         } else {
             tracing::info!(%name, broker = %connector.redacted_url(), "amqp connected");
         }
@@ -150,6 +157,12 @@ impl Session for PublishLink {
             }
             if !p.is_open() {
                 break Ended::Lost("publish channel closed".into());
+            }
+            let nacks = p.nack_streak();
+            if nacks >= NACKS_BEFORE_RECONNECT {
+                break Ended::Lost(format!(
+                    "{nacks} publishes in a row nacked by the broker; replacing the channel"
+                ));
             }
             tokio::select! {
                 _ = stop.cancelled() => break Ended::Stopped,
