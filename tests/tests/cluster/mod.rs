@@ -110,6 +110,15 @@ pub fn missing(counts: &BTreeMap<i64, usize>) -> Vec<i64> {
         .collect()
 }
 
+/// Fire instants (seconds) that ran more than once.
+pub fn doubled(counts: &BTreeMap<i64, usize>) -> Vec<i64> {
+    counts
+        .iter()
+        .filter(|(_, n)| **n > 1)
+        .map(|(t, _)| *t)
+        .collect()
+}
+
 /// Waits until a run of a fire at or after `t` shows up; returns it.
 pub async fn wait_run_after(workers: &[&Proc], t: DateTime<Utc>, deadline: Duration) -> Run {
     poll_until(

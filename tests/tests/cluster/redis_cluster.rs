@@ -8,7 +8,7 @@ use chrono::{Duration as Span, Utc};
 use drumbeat_tests::redis_topo::ClusterTopo;
 use drumbeat_tests::{poll_until, TestNs};
 
-use super::{beat, config, counts, missing, runs, secs, stop, wait_run_after, worker};
+use super::{beat, config, counts, doubled, missing, runs, secs, stop, wait_run_after, worker};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn beat_kill9_on_a_cluster_keeps_the_ledger_clean_and_spreads_task_keys() {
@@ -47,7 +47,7 @@ async fn beat_kill9_on_a_cluster_keeps_the_ledger_clean_and_spreads_task_keys() 
     let all = runs(&[&w]);
     let c = counts(&all);
     let lost = missing(&c);
-    let doubled: Vec<i64> = c.iter().filter(|(_, n)| **n > 1).map(|(t, _)| *t).collect();
+    let doubled = doubled(&c);
     // Which node holds each done marker (the cluster's own answer, per node).
     let mut per_node = Vec::new();
     for n in &topo.nodes {

@@ -17,7 +17,7 @@ use chrono::{Duration as Span, Utc};
 use drumbeat_tests::redis_topo::{SentinelTopo, MASTER_PASSWORD, SENTINEL_PASSWORD};
 use drumbeat_tests::{poll_until, TestNs};
 
-use super::{beat, config, counts, missing, runs, secs, stop, wait_run_after, worker};
+use super::{beat, config, counts, doubled, missing, runs, secs, stop, wait_run_after, worker};
 
 async fn failover(wait_replicas: u32) {
     let mut topo = tokio::task::spawn_blocking(SentinelTopo::start)
@@ -83,7 +83,7 @@ async fn failover(wait_replicas: u32) {
     let all = runs(&[&w]);
     let c = counts(&all);
     let lost = missing(&c);
-    let doubled: Vec<i64> = c.iter().filter(|(_, n)| **n > 1).map(|(t, _)| *t).collect();
+    let doubled = doubled(&c);
     // Longest stretch without any run, around the kill.
     let gap = all
         .windows(2)
