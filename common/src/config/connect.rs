@@ -128,6 +128,15 @@ pub(super) fn amqp_urls(raw: &RawUrls) -> Result<(SecretUrl, Vec<SecretUrl>)> {
                 .map_err(|e| ConfigError::field(field, e.to_string()))?,
         );
     }
+    // Every publish carries the user as `user_id`, which RabbitMQ checks against the
+    // connection's user: a node reached as someone else would refuse every publish.
+    let user = amqp_user(&urls[0]);
+    if let Some(i) = urls.iter().position(|u| amqp_user(u) != user) {
+        return Err(ConfigError::field(
+            format!("amqp.url[{i}]"),
+            "every node must be reached as the same user (it is sent as user_id)",
+        ));
+    }
     let first = urls.remove(0);
     Ok((first, urls))
 }
@@ -334,12 +343,18 @@ mod tests {
     #[test]
     fn amqp_url_lists_and_users() {
         let (first, rest) = amqp_urls(&RawUrls::One(RawSecret(
-            "amqp://u%40x:pw@a:5672/%2f, amqp://b:5673/%2f".into(),
+            "amqp://a:5672/%2f, amqp://guest:pw@b:5673/%2f".into(),
         )))
         .unwrap();
         assert_eq!(rest.len(), 1);
-        assert_eq!(amqp_user(&first), "u@x");
-        assert_eq!(amqp_user(&rest[0]), "guest");
+        assert_eq!(amqp_user(&first), "guest");
+        let e = amqp_urls(&RawUrls::One(RawSecret(
+            "amqp://u%40x:pw@a:5672/%2f,amqp://b:5673/%2f".into(),
+        )))
+        .unwrap_err();
+        assert_eq!(e.field_path(), Some("amqp.url[1]"));
+        let (one, _) = amqp_urls(&RawUrls::One(RawSecret("amqp://u%40x:pw@a/%2f".into()))).unwrap();
+        assert_eq!(amqp_user(&one), "u@x");
         let e = amqp_urls(&RawUrls::Many(vec![
             RawSecret("amqp://a/%2f".into()),
             RawSecret("http://u:hunter2@b".into()),
