@@ -106,3 +106,36 @@ async fn v1_cursors_move_once_and_never_over_a_later_one() {
         .await
         .unwrap();
 }
+
+/// A beat whose Redis user may not touch v1's keys (an ACL written without them) skips the
+/// migration with a warning and goes on, rather than retrying forever and never leading.
+#[tokio::test]
+async fn a_user_refused_the_v1_keys_skips_the_migration_instead_of_waiting() {
+    use drumbeat_tests::users::{beat_redis, unique, RedisUser};
+    let ns = TestNs::new("migrate-acl");
+    // The beat's documented rules without v1's `ns:beat:*` (and without SCAN).
+    let rules = beat_redis(&ns.ns)
+        .replace(&format!("~{}:beat:* ", ns.ns), "")
+        .replace(" +scan", "");
+    assert!(!rules.contains(&format!("~{}:beat:*", ns.ns)), "{rules}");
+    let user = RedisUser::create(&unique("mig"), "migrate-acl-pw-1234", &rules);
+    let mut settings = ns.settings("");
+    settings.redis = drumbeat_common::Settings::from_toml(&format!(
+        "[redis]\nurl = \"{}\"\n[amqp]\nurl = \"{}\"\n",
+        user.url(),
+        drumbeat_tests::AMQP_URL
+    ))
+    .unwrap()
+    .redis;
+    let redis = Redis::new(&settings.redis).unwrap();
+    let stop = CancellationToken::new();
+    tokio::time::timeout(
+        Duration::from_secs(10),
+        migrate::run(&redis, &RedisMode::Single, &ns.ns, &stop),
+    )
+    .await
+    .expect("the migration returns although NOPERM refuses the v1 keys");
+    // It never claimed to have migrated: a later run with the permission still can.
+    let mut c = redis_conn(REDIS_URL).await;
+    assert_eq!(get(&mut c, &keys::migrated(&ns.ns)).await, None);
+}
