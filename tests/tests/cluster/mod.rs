@@ -129,6 +129,21 @@ pub async fn wait_run_after(workers: &[&Proc], t: DateTime<Utc>, deadline: Durat
     .await
 }
 
+/// Waits until the work queue holds no ready message (the worker has taken what the stopped
+/// beat sent last; stopping the worker then drains what it holds).
+pub async fn queue_taken(ns: &TestNs) {
+    let queue = format!("{}.default", ns.ns);
+    let (_conn, ch) = drumbeat_tests::amqp::channel().await;
+    poll_until(
+        "the work queue emptied",
+        Duration::from_secs(15),
+        || async {
+            (drumbeat_tests::amqp::message_count(&ch, &queue).await == Some(0)).then_some(())
+        },
+    )
+    .await;
+}
+
 /// SIGTERM and wait (the beat releases its lease, the worker drains).
 pub fn stop(p: &mut Proc) {
     p.signal("TERM");

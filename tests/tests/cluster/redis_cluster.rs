@@ -8,7 +8,9 @@ use chrono::{Duration as Span, Utc};
 use drumbeat_tests::redis_topo::ClusterTopo;
 use drumbeat_tests::{poll_until, TestNs};
 
-use super::{beat, config, counts, doubled, missing, runs, secs, stop, wait_run_after, worker};
+use super::{
+    beat, config, counts, doubled, missing, queue_taken, runs, secs, stop, wait_run_after, worker,
+};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn beat_kill9_on_a_cluster_keeps_the_ledger_clean_and_spreads_task_keys() {
@@ -41,7 +43,7 @@ async fn beat_kill9_on_a_cluster_keeps_the_ledger_clean_and_spreads_task_keys() 
     )
     .await;
     stop(&mut b2);
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    queue_taken(&ns).await;
     stop(&mut w);
 
     let all = runs(&[&w]);

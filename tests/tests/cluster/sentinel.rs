@@ -17,7 +17,9 @@ use chrono::{Duration as Span, Utc};
 use drumbeat_tests::redis_topo::{SentinelTopo, MASTER_PASSWORD, SENTINEL_PASSWORD};
 use drumbeat_tests::{poll_until, TestNs};
 
-use super::{beat, config, counts, doubled, missing, runs, secs, stop, wait_run_after, worker};
+use super::{
+    beat, config, counts, doubled, missing, queue_taken, runs, secs, stop, wait_run_after, worker,
+};
 
 async fn failover(wait_replicas: u32) {
     let mut topo = tokio::task::spawn_blocking(SentinelTopo::start)
@@ -50,8 +52,13 @@ async fn failover(wait_replicas: u32) {
         "wait_replicas={wait_replicas}: replica promoted {:.2}s after the kill",
         secs(killed, promoted)
     );
-    // The old master comes back empty and the sentinels make it a replica of the new one.
+    // The old master comes back empty as a replica of the new one: told so at once, as the
+    // sentinels would (whose own conversion of a returning master took 15 s to over 40 s on a
+    // loaded machine).
     topo.master.restart();
+    let new_port = topo.master_port().expect("the promoted master").to_string();
+    let said = topo.master.cli(&["REPLICAOF", "127.0.0.1", &new_port]);
+    assert!(said.contains("OK"), "REPLICAOF: {said}");
     let rejoined = poll_until(
         "the old master to rejoin as a replica",
         Duration::from_secs(40),
@@ -76,8 +83,7 @@ async fn failover(wait_replicas: u32) {
     )
     .await;
     stop(&mut b);
-    // Let the worker finish what the beat sent last.
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    queue_taken(&ns).await;
     stop(&mut w);
 
     let all = runs(&[&w]);
