@@ -76,6 +76,15 @@ impl OverlapPolicy {
 /// The [`Envelope::trigger`] value of a manual fire.
 pub const MANUAL_TRIGGER: &str = "manual";
 
+/// Id prefixes only the beat's AMQP users may publish (docs/design.md §14): scheduled fires
+/// (`sched:`) and manual triggers and backfills (`manual:`).
+pub const RESERVED_PREFIXES: [&str; 2] = ["sched:", "manual:"];
+
+/// Whether `id` is one only the beat's users may publish.
+pub fn is_reserved(id: &str) -> bool {
+    RESERVED_PREFIXES.iter().any(|p| id.starts_with(p))
+}
+
 /// Why a message went to the dead-letter queue; the value of header `x-drumbeat-reason`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum DeadReason {

@@ -8,18 +8,11 @@
 //! (the real fire, arriving later, still finds the id unclaimed and runs).
 
 use drumbeat_common::amqp::lapin::BasicProperties;
-
-/// Id prefixes only the beat's users may publish.
-pub(crate) const RESERVED_PREFIXES: [&str; 2] = ["sched:", "manual:"];
+use drumbeat_common::envelope::is_reserved;
 
 /// Characters of a refused id kept in logs and headers: enough to recognise the schedule,
 /// not enough to carry a payload through our logs.
 const SHOWN_ID_CHARS: usize = 48;
-
-/// Whether `id` is one only the beat's users may publish.
-pub(crate) fn is_reserved(id: &str) -> bool {
-    RESERVED_PREFIXES.iter().any(|p| id.starts_with(p))
-}
 
 /// Why a delivery with a reserved id may not run: the `x-drumbeat-error` of its
 /// `forbidden-id` dead letter, or `None` when it may run.

@@ -106,7 +106,7 @@ pub fn replay_properties(original: &BasicProperties, replay_user: Option<&str>) 
     let reserved = original
         .message_id()
         .as_ref()
-        .is_some_and(|id| id.as_str().starts_with("sched:") || id.as_str().starts_with("manual:"));
+        .is_some_and(|id| crate::envelope::is_reserved(id.as_str()));
     if original.user_id().is_some() || reserved {
         if let Some(user) = replay_user {
             props = props.with_user_id(user.into());
