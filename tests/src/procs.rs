@@ -150,6 +150,19 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// Whether something accepts TCP connections on `127.0.0.1:port` within `deadline` (a
+/// private server just started).
+pub fn listening_within(port: u16, deadline: Duration) -> bool {
+    let start = Instant::now();
+    while start.elapsed() < deadline {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    false
+}
+
 /// A throwaway `redis-server` on a free port, for outage tests.
 pub struct PrivateRedis {
     pub port: u16,
@@ -188,14 +201,10 @@ impl PrivateRedis {
             .spawn()
             .expect("redis-server on PATH");
         self.child = Some(child);
-        let start = Instant::now();
-        while start.elapsed() < Duration::from_secs(10) {
-            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        panic!("private redis-server did not start");
+        assert!(
+            listening_within(self.port, Duration::from_secs(10)),
+            "private redis-server did not start"
+        );
     }
 
     /// Process id of the running server (to SIGSTOP/SIGCONT it), if started.

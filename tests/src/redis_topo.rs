@@ -8,6 +8,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::free_port;
+use crate::procs::listening_within;
 
 /// The master name the sentinels monitor.
 pub const MASTER: &str = "mymaster";
@@ -53,14 +54,8 @@ impl RedisNode {
             .spawn()
             .expect("redis-server on PATH");
         self.child = Some(child);
-        let start = Instant::now();
-        while start.elapsed() < Duration::from_secs(10) {
-            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        panic!(
+        assert!(
+            listening_within(self.port, Duration::from_secs(10)),
             "redis-server on port {} did not start: {}",
             self.port,
             self.log()

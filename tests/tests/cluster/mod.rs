@@ -144,6 +144,40 @@ pub async fn queue_taken(ns: &TestNs) {
     .await;
 }
 
+/// What one worker ran over a fault test, read once everything has stopped.
+pub struct Ledger {
+    /// Every run, by arrival.
+    pub all: Vec<Run>,
+    /// Fire instants between the first and last run that never ran.
+    pub lost: Vec<i64>,
+    /// Fire instants that ran more than once.
+    pub doubled: Vec<i64>,
+    /// How many distinct fires ran.
+    pub fires: usize,
+}
+
+/// Ends a fault test: lets fires run three more seconds past `resumed`, stops the beat, lets
+/// the worker take what it sent last, stops the worker and reads its ledger.
+pub async fn finish(ns: &TestNs, beat: &mut Proc, worker: &mut Proc, resumed: &Run) -> Ledger {
+    wait_run_after(
+        &[&*worker],
+        resumed.fire + chrono::Duration::seconds(3),
+        Duration::from_secs(20),
+    )
+    .await;
+    stop(beat);
+    queue_taken(ns).await;
+    stop(worker);
+    let all = runs(&[&*worker]);
+    let c = counts(&all);
+    Ledger {
+        lost: missing(&c),
+        doubled: doubled(&c),
+        fires: c.len(),
+        all,
+    }
+}
+
 /// SIGTERM and wait (the beat releases its lease, the worker drains).
 pub fn stop(p: &mut Proc) {
     p.signal("TERM");

@@ -8,9 +8,7 @@ use chrono::{Duration as Span, Utc};
 use drumbeat_tests::redis_topo::ClusterTopo;
 use drumbeat_tests::{poll_until, TestNs};
 
-use super::{
-    beat, config, counts, doubled, missing, queue_taken, runs, secs, stop, wait_run_after, worker,
-};
+use super::{beat, config, counts, finish, runs, secs, wait_run_after, worker, Ledger};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn beat_kill9_on_a_cluster_keeps_the_ledger_clean_and_spreads_task_keys() {
@@ -36,20 +34,12 @@ async fn beat_kill9_on_a_cluster_keeps_the_ledger_clean_and_spreads_task_keys() 
     b1.kill9();
     let resumed = wait_run_after(&[&w], killed + Span::seconds(1), Duration::from_secs(30)).await;
     let took = t.elapsed();
-    wait_run_after(
-        &[&w],
-        resumed.fire + Span::seconds(3),
-        Duration::from_secs(20),
-    )
-    .await;
-    stop(&mut b2);
-    queue_taken(&ns).await;
-    stop(&mut w);
-
-    let all = runs(&[&w]);
-    let c = counts(&all);
-    let lost = missing(&c);
-    let doubled = doubled(&c);
+    let Ledger {
+        lost,
+        doubled,
+        fires,
+        ..
+    } = finish(&ns, &mut b2, &mut w, &resumed).await;
     // Which node holds each done marker (the cluster's own answer, per node).
     let mut per_node = Vec::new();
     for n in &topo.nodes {
@@ -61,7 +51,7 @@ async fn beat_kill9_on_a_cluster_keeps_the_ledger_clean_and_spreads_task_keys() 
          {} fires, lost {lost:?}, ran twice {doubled:?}; task keys per node {per_node:?}",
         took.as_secs_f64(),
         secs(killed, resumed.at),
-        c.len()
+        fires
     );
     assert!(b2.log_text().contains("to=\"leader\""), "b2 took over");
     assert!(lost.is_empty(), "fires lost: {lost:?}");

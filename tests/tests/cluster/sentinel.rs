@@ -17,9 +17,7 @@ use chrono::{Duration as Span, Utc};
 use drumbeat_tests::redis_topo::{SentinelTopo, MASTER_PASSWORD, SENTINEL_PASSWORD};
 use drumbeat_tests::{poll_until, TestNs};
 
-use super::{
-    beat, config, counts, doubled, missing, queue_taken, runs, secs, stop, wait_run_after, worker,
-};
+use super::{beat, config, counts, finish, runs, secs, wait_run_after, worker, Ledger};
 
 async fn failover(wait_replicas: u32) {
     let mut topo = tokio::task::spawn_blocking(SentinelTopo::start)
@@ -76,20 +74,12 @@ async fn failover(wait_replicas: u32) {
     );
 
     let resumed = wait_run_after(&[&w], killed + Span::seconds(2), Duration::from_secs(40)).await;
-    wait_run_after(
-        &[&w],
-        resumed.fire + Span::seconds(3),
-        Duration::from_secs(20),
-    )
-    .await;
-    stop(&mut b);
-    queue_taken(&ns).await;
-    stop(&mut w);
-
-    let all = runs(&[&w]);
-    let c = counts(&all);
-    let lost = missing(&c);
-    let doubled = doubled(&c);
+    let Ledger {
+        all,
+        lost,
+        doubled,
+        fires,
+    } = finish(&ns, &mut b, &mut w, &resumed).await;
     // Longest stretch without any run, around the kill.
     let gap = all
         .windows(2)
@@ -108,7 +98,7 @@ async fn failover(wait_replicas: u32) {
          (fault window {}..{})",
         secs(killed, resumed.at),
         resumed.fire.format("%H:%M:%S"),
-        c.len(),
+        fires,
         lost.iter().map(|t| hms(*t)).collect::<Vec<_>>(),
         doubled.iter().map(|t| hms(*t)).collect::<Vec<_>>(),
         hms(window_from),

@@ -14,13 +14,9 @@ use crate::worker::support::*;
 #[tokio::test]
 async fn buffer_one_with_two_workers_runs_back_to_back_and_holds_at_most_one() {
     let ns = TestNs::new("ov-buffer");
-    let settings = ns.settings(&worker_toml(3, ""));
-    declare(&settings).await;
-    let spans = Spans::default();
     let took = Duration::from_millis(2500);
-    let w1 = Running::start(settings.clone(), "w1", |b| slow(b, &spans, took));
-    let w2 = Running::start(settings.clone(), "w2", |b| slow(b, &spans, took));
-    let p = Pub::new(&ns).await;
+    let pair = SlowPair::start(&ns, took).await;
+    let (spans, p) = (&pair.spans, &pair.p);
     // Every id the waiting slot ever held, sampled while the fires arrive.
     let waited: Arc<Mutex<BTreeSet<String>>> = Arc::default();
     let sampling = Arc::new(std::sync::atomic::AtomicBool::new(true));
@@ -44,18 +40,8 @@ async fn buffer_one_with_two_workers_runs_back_to_back_and_holds_at_most_one() {
     };
     let n = 7;
     let started = Instant::now();
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
-    for i in 0..n {
-        tick.tick().await;
-        fire(
-            &p,
-            "bo",
-            &format!("sched:bo:{i}"),
-            Some(OverlapPolicy::BufferOne),
-        )
-        .await;
-    }
-    let count = |o| w1.handle.count("q", o) + w2.handle.count("q", o);
+    every_second(p, "bo", n, Some(OverlapPolicy::BufferOne)).await;
+    let count = |o| pair.count(o);
     poll_until(
         "every fire run or skipped",
         Duration::from_secs(40),
@@ -109,8 +95,7 @@ async fn buffer_one_with_two_workers_runs_back_to_back_and_holds_at_most_one() {
     .await;
     assert_eq!(get(&ns, "running:bo").await, None);
     assert_eq!(get(&ns, "waiting:bo").await, None);
-    w1.shutdown().await;
-    w2.shutdown().await;
+    pair.shutdown().await;
 }
 
 #[tokio::test]

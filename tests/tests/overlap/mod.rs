@@ -13,9 +13,9 @@ use drumbeat_common::amqp::task_properties;
 use drumbeat_common::envelope::OverlapPolicy;
 use drumbeat_common::Envelope;
 use drumbeat_tests::{redis_conn, TestNs, REDIS_URL};
-use drumbeat_worker::{Task, WorkerBuilder};
+use drumbeat_worker::{Outcome, Task, WorkerBuilder};
 
-use crate::worker::support::Pub;
+use crate::worker::support::{declare, worker_toml, Pub, Running};
 
 /// Start and end of every handler run: (fire id, start, end).
 #[derive(Clone, Default)]
@@ -63,6 +63,46 @@ pub fn slow(b: WorkerBuilder, spans: &Spans, took: Duration) -> WorkerBuilder {
             Ok(())
         }
     })
+}
+
+/// Two in-process workers on queue `q` whose `log` handler takes `took` and records its span,
+/// and a publisher: the racing pair the `skip` and `buffer_one` tests fire at.
+pub struct SlowPair {
+    pub spans: Spans,
+    pub w1: Running,
+    pub w2: Running,
+    pub p: Pub,
+}
+
+impl SlowPair {
+    pub async fn start(ns: &TestNs, took: Duration) -> Self {
+        let settings = ns.settings(&worker_toml(3, ""));
+        declare(&settings).await;
+        let spans = Spans::default();
+        let w1 = Running::start(settings.clone(), "w1", |b| slow(b, &spans, took));
+        let w2 = Running::start(settings, "w2", |b| slow(b, &spans, took));
+        let p = Pub::new(ns).await;
+        Self { spans, w1, w2, p }
+    }
+
+    /// Deliveries of queue `q` that ended in `outcome`, on both workers.
+    pub fn count(&self, outcome: Outcome) -> u64 {
+        self.w1.handle.count("q", outcome) + self.w2.handle.count("q", outcome)
+    }
+
+    pub async fn shutdown(self) {
+        self.w1.shutdown().await;
+        self.w2.shutdown().await;
+    }
+}
+
+/// Fires `sched:{name}:0..n` of schedule `name` one second apart, as the beat does for `policy`.
+pub async fn every_second(p: &Pub, name: &str, n: usize, policy: Option<OverlapPolicy>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    for i in 0..n {
+        tick.tick().await;
+        fire(p, name, &format!("sched:{name}:{i}"), policy).await;
+    }
 }
 
 /// Publishes the fire `id` of schedule `name` as the beat does for `policy`.

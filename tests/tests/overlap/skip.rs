@@ -12,28 +12,16 @@ use crate::worker::process::spawn;
 use crate::worker::support::*;
 
 /// Publishes `n` fires of `name` one second apart (a 1 s schedule).
-async fn every_second(p: &Pub, name: &str, n: usize, policy: Option<OverlapPolicy>) {
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
-    for i in 0..n {
-        tick.tick().await;
-        fire(p, name, &format!("sched:{name}:{i}"), policy).await;
-    }
-}
-
 #[tokio::test]
 async fn skip_with_two_workers_never_overlaps_and_counts_every_skip() {
     let ns = TestNs::new("ov-skip");
-    let settings = ns.settings(&worker_toml(3, ""));
-    declare(&settings).await;
-    let spans = Spans::default();
     let took = Duration::from_millis(2500);
-    let w1 = Running::start(settings.clone(), "w1", |b| slow(b, &spans, took));
-    let w2 = Running::start(settings.clone(), "w2", |b| slow(b, &spans, took));
-    let p = Pub::new(&ns).await;
+    let pair = SlowPair::start(&ns, took).await;
+    let (spans, p) = (&pair.spans, &pair.p);
     let n = 7;
     let started = Instant::now();
-    every_second(&p, "sk", n, Some(OverlapPolicy::Skip)).await;
-    let count = |o| w1.handle.count("q", o) + w2.handle.count("q", o);
+    every_second(p, "sk", n, Some(OverlapPolicy::Skip)).await;
+    let count = |o| pair.count(o);
     poll_until(
         "every fire run or skipped",
         Duration::from_secs(30),
@@ -57,14 +45,17 @@ async fn skip_with_two_workers_never_overlaps_and_counts_every_skip() {
         || async { (skipped_counter(&ns, "sk").await == skipped).then_some(()) },
     )
     .await;
-    let m = format!("{}{}", w1.handle.metrics_text(), w2.handle.metrics_text());
+    let m = format!(
+        "{}{}",
+        pair.w1.handle.metrics_text(),
+        pair.w2.handle.metrics_text()
+    );
     assert!(
         m.contains(r#"drumbeat_tasks_skipped_total{reason="overlap"}"#),
         "{m}"
     );
     assert_eq!(get(&ns, "running:sk").await, None, "marker cleared");
-    w1.shutdown().await;
-    w2.shutdown().await;
+    pair.shutdown().await;
 }
 
 #[tokio::test]
