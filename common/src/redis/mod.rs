@@ -17,8 +17,6 @@ mod slot;
 mod tls;
 
 use std::future::Future;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
@@ -73,7 +71,6 @@ pub struct Redis {
     conn: Connection,
     timeout: Duration,
     wait_replicas: u32,
-    short_waits: Arc<AtomicU64>,
 }
 
 impl std::fmt::Debug for Redis {
@@ -126,7 +123,6 @@ impl Redis {
             conn,
             timeout: settings.timeout,
             wait_replicas: settings.wait_replicas,
-            short_waits: Arc::new(AtomicU64::new(0)),
         })
     }
 
@@ -183,17 +179,12 @@ impl Redis {
         self.wait_replicas
     }
 
-    /// How many [`replicate`](Self::replicate) calls came back [`Replicated::Short`] so far.
-    pub fn short_waits(&self) -> u64 {
-        self.short_waits.load(Ordering::Relaxed)
-    }
-
     /// After a write to `key`: `WAIT wait_replicas <timeout/2 ms>` on the connection that
     /// carried it (Redis counts acknowledgements per client connection, and ours is the one
     /// multiplexed connection, so every earlier write on it is covered), on the key's node in
     /// Cluster mode. Half the deadline, so WAIT answers before [`timed`](Self::timed) gives
-    /// up. Off (no round trip) when `wait_replicas = 0`. A short answer is counted and
-    /// returned; the caller decides what it means for its write.
+    /// up. Off (no round trip) when `wait_replicas = 0`. A short answer is returned; the
+    /// caller decides what it means for its write (and logs it).
     pub async fn replicate(&self, key: &str) -> Result<Replicated, RedisError> {
         let want = self.wait_replicas;
         if want == 0 {
@@ -210,7 +201,6 @@ impl Redis {
         if got >= want {
             Ok(Replicated::Acked(got))
         } else {
-            self.short_waits.fetch_add(1, Ordering::Relaxed);
             Ok(Replicated::Short { want, got })
         }
     }
