@@ -285,12 +285,7 @@ pub(super) fn schedule(path: &str, s: &RawSchedule) -> Result<Schedule> {
 /// published before the next nominal one (docs/design.md §15).
 fn jitter(path: &str, j: Duration, trigger: &Trigger, tz: Tz) -> Result<Duration> {
     bounds::at_most(path, j, bounds::MAX_JITTER)?;
-    let smallest = match trigger {
-        Trigger::Every(d) => Some(*d),
-        Trigger::At(_) => None,
-        Trigger::Cron(_) => smallest_cron_gap(trigger, tz),
-    };
-    match smallest {
+    match trigger.smallest_gap(chrono::Utc::now(), tz) {
         Some(gap) if j >= gap => Err(ConfigError::field(
             path,
             format!(
@@ -300,28 +295,6 @@ fn jitter(path: &str, j: Duration, trigger: &Trigger, tz: Tz) -> Result<Duration
         )),
         _ => Ok(j),
     }
-}
-
-/// The smallest gap between consecutive fires of a cron over the next ~400 days (bounded to
-/// 20 000 fires: a per-minute cron shows its gap long before that).
-fn smallest_cron_gap(trigger: &Trigger, tz: Tz) -> Option<Duration> {
-    let start = chrono::Utc::now();
-    let horizon = start + chrono::Duration::days(400);
-    let mut prev = trigger.next_after(start, tz)?;
-    let mut smallest: Option<Duration> = None;
-    for _ in 0..20_000 {
-        let Some(next) = trigger.next_after(prev, tz) else {
-            break;
-        };
-        if let Ok(gap) = (next - prev).to_std() {
-            smallest = Some(smallest.map_or(gap, |s| s.min(gap)));
-        }
-        if next > horizon || smallest == Some(Duration::from_secs(60)) {
-            break;
-        }
-        prev = next;
-    }
-    smallest
 }
 
 /// `worker.beat_users`: default the user of `amqp.url` (docs/design.md §14).

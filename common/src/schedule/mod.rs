@@ -153,6 +153,35 @@ impl Trigger {
             Trigger::At(at) => (*at > after).then_some(*at),
         }
     }
+
+    /// The smallest gap between two consecutive fires from `from` on: the interval of an
+    /// `every`; for a cron, the smallest over the next ~400 days (at most 20 000 fires, stopping
+    /// early at one minute, a cron's smallest gap); `None` for a one-shot `at` or a cron with
+    /// fewer than two fires left.
+    pub fn smallest_gap(&self, from: DateTime<Utc>, tz: Tz) -> Option<Duration> {
+        let cron = match self {
+            Trigger::Every(d) => return Some(*d),
+            Trigger::At(_) => return None,
+            Trigger::Cron(_) => self,
+        };
+        let horizon = from + chrono::Duration::days(400);
+        let minute = Duration::from_secs(60);
+        let mut prev = cron.next_after(from, tz)?;
+        let mut smallest: Option<Duration> = None;
+        for _ in 0..20_000 {
+            let Some(next) = cron.next_after(prev, tz) else {
+                break;
+            };
+            if let Ok(gap) = (next - prev).to_std() {
+                smallest = Some(smallest.map_or(gap, |s| s.min(gap)));
+            }
+            if next > horizon || smallest == Some(minute) {
+                break;
+            }
+            prev = next;
+        }
+        smallest
+    }
 }
 
 impl fmt::Display for Trigger {
@@ -191,6 +220,26 @@ mod tests {
 
     fn utc(s: &str) -> DateTime<Utc> {
         DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+    }
+
+    #[test]
+    fn smallest_gap_per_trigger() {
+        let from = utc("2027-03-01T00:00:00Z");
+        let tz: Tz = "Europe/Berlin".parse().unwrap();
+        let gap = |t: Trigger| t.smallest_gap(from, tz).map(|d| d.as_secs());
+        assert_eq!(
+            gap(Trigger::every(Duration::from_secs(90)).unwrap()),
+            Some(90)
+        );
+        assert_eq!(gap(Trigger::cron("*/5 * * * *").unwrap()), Some(300));
+        assert_eq!(gap(Trigger::cron("0 9 * * MON-FRI").unwrap()), Some(86_400));
+        // 02:30 does not exist on the spring-forward day: fired at 03:00, 23.5 h after the day
+        // before, so the smallest gap is shorter than a day.
+        assert_eq!(gap(Trigger::cron("30 2 * * *").unwrap()), Some(84_600));
+        assert_eq!(
+            gap(Trigger::at_rfc3339("2027-06-01T00:00:00Z").unwrap()),
+            None
+        );
     }
 
     #[test]
