@@ -35,12 +35,10 @@
 
 use std::time::Duration;
 
-use drumbeat_common::backoff::Backoff;
 use drumbeat_common::envelope::OverlapPolicy;
 use drumbeat_common::keys;
 use drumbeat_common::redis::{Redis, RedisError};
 use redis::Script;
-use tokio_util::sync::CancellationToken;
 
 /// KEYS: running, waiting. ARGV: id, policy, running ttl ms, waiting ttl ms.
 const ENTER: &str = r"
@@ -86,10 +84,6 @@ const RENEW: &str = r"
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
 return 0
 ";
-
-/// Backoff bounds while Redis fails on the delivery path (as for the claim).
-const RETRY_MIN: Duration = Duration::from_millis(100);
-const RETRY_MAX: Duration = Duration::from_secs(5);
 
 /// What [`Overlaps::enter`] decided.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -215,44 +209,6 @@ impl Overlaps {
         if let Err(e) = self.leave(m).await {
             tracing::warn!(id = %m.id, schedule = %m.schedule, error = %e,
                 "could not clear the overlap marker; it expires with the claim TTL");
-        }
-    }
-}
-
-/// Runs `call` until it answers, with capped backoff while Redis fails (one log line at the
-/// first failure); `None` when `stop` fires first.
-pub(crate) async fn retrying<T, F, Fut>(
-    what: &str,
-    id: &str,
-    stop: &CancellationToken,
-    mut call: F,
-) -> Option<T>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<T, RedisError>>,
-{
-    let mut backoff = Backoff::new(RETRY_MIN, RETRY_MAX);
-    loop {
-        if stop.is_cancelled() {
-            return None;
-        }
-        match call().await {
-            Ok(v) => {
-                if backoff.failures() > 0 {
-                    tracing::info!(id, failures = backoff.failures(), "redis back; {what} done");
-                }
-                return Some(v);
-            }
-            Err(e) => {
-                let delay = backoff.next_delay();
-                if backoff.failures() == 1 {
-                    tracing::warn!(id, error = %e, "redis unavailable for the {what}; holding the delivery until it returns");
-                }
-                tokio::select! {
-                    _ = stop.cancelled() => return None,
-                    _ = tokio::time::sleep(delay) => {}
-                }
-            }
         }
     }
 }

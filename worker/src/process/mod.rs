@@ -18,7 +18,6 @@ use std::time::Duration;
 
 use drumbeat_common::amqp::{header_int, ATTEMPT_HEADER};
 use drumbeat_common::backoff::Backoff;
-use drumbeat_common::control::schedule_of;
 use drumbeat_common::envelope::OverlapPolicy;
 use drumbeat_common::{DeadReason, Envelope};
 use tokio_util::sync::CancellationToken;
@@ -27,9 +26,12 @@ use crate::dedup::Claim;
 use crate::handler::{Meta, TaskError};
 use crate::metrics::Outcome;
 use crate::outcome::{settle, InFlight, Verdict};
-use crate::overlap::{retrying, Entry, Marker};
+use crate::overlap::Marker;
 use crate::run::{release_after, Ran};
 use crate::shared::Shared;
+use gate::{hold, leave, overlap_gate, Gate};
+
+mod gate;
 
 /// Backoff bounds for Redis calls on the delivery path.
 const REDIS_RETRY_MIN: Duration = Duration::from_millis(100);
@@ -140,96 +142,6 @@ async fn process(f: &mut InFlight, stop: &CancellationToken) -> Verdict {
     }
 }
 
-/// What the overlap policy lets a delivery do before its claim.
-enum Gate {
-    /// Go on to the claim, holding the schedule's running marker when a policy applies.
-    Go(Option<Marker>),
-    /// Settled by the policy (skipped, waiting) or stopping.
-    Verdict(Verdict),
-}
-
-/// Step 1 of docs/design.md §15 for a `sched:`/`manual:` fire that carries a policy; every
-/// other delivery goes on unmarked.
-async fn overlap_gate(
-    f: &InFlight,
-    id: &str,
-    policy: Option<OverlapPolicy>,
-    stop: &CancellationToken,
-) -> Gate {
-    let (Some(policy), Some(schedule)) = (
-        policy.filter(|p| *p != OverlapPolicy::Allow),
-        schedule_of(id),
-    ) else {
-        return Gate::Go(None);
-    };
-    let shared = &f.shared;
-    let m = Marker {
-        schedule: schedule.to_string(),
-        id: id.to_string(),
-    };
-    let tier = shared
-        .settings
-        .retry_policy(&f.queue)
-        .tier_at_least(Duration::ZERO);
-    let wait_ttl = crate::overlap::waiting_ttl(tier);
-    let entry = retrying("overlap check", id, stop, || {
-        shared.overlaps.enter(&m, policy, wait_ttl)
-    })
-    .await;
-    match entry {
-        None => Gate::Verdict(Verdict::Leave),
-        Some(Entry::Go) => Gate::Go(Some(m)),
-        Some(Entry::StillWaiting) => {
-            tracing::debug!(
-                id,
-                schedule,
-                "the schedule's running fire has not settled; still waiting"
-            );
-            Gate::Verdict(Verdict::Defer)
-        }
-        Some(Entry::Wait) => {
-            tracing::info!(
-                id,
-                schedule,
-                "another fire of the schedule runs; this one waits (buffer_one)"
-            );
-            Gate::Verdict(Verdict::Defer)
-        }
-        Some(Entry::Skip) => {
-            tracing::info!(id, schedule, policy = ?policy, "another fire of the schedule runs; skipped (overlap)");
-            Gate::Verdict(Verdict::Ack(Outcome::Skipped))
-        }
-    }
-}
-
-/// Step 3: re-asserts the marker after the claim. `None` to run; otherwise the verdict (the
-/// claim given back, start uncounted) when another fire took the marker meanwhile, or when
-/// stopping.
-async fn hold(f: &InFlight, m: &Marker, token: &str, stop: &CancellationToken) -> Option<Verdict> {
-    let shared = &f.shared;
-    let held = retrying("overlap hold", &m.id, stop, || shared.overlaps.hold(m)).await;
-    if held == Some(true) {
-        return None;
-    }
-    if let Err(e) = shared.dedup.unclaim(&m.id, token, f.attempt).await {
-        tracing::debug!(id = %m.id, error = %e, "could not give the claim back; it expires");
-    }
-    match held {
-        None => Some(Verdict::Leave),
-        _ => {
-            tracing::info!(id = %m.id, "another fire took the schedule's marker during the claim; deferred");
-            Some(Verdict::Defer)
-        }
-    }
-}
-
-/// Step 4 (or the end of steps 1-2 when nobody runs the id): clears our marker, best effort.
-async fn leave(shared: &Shared, marker: Option<&Marker>) {
-    if let Some(m) = marker {
-        shared.overlaps.leave_quietly(m).await;
-    }
-}
-
 /// The tier an `eta` still `wait` away waits in: the longest that does not overshoot it, or
 /// the shortest when even that does — so a call never runs before its `eta`, and at most the
 /// shortest tier late. A far `eta` cycles through the longest tier.
@@ -288,33 +200,55 @@ fn envelope_job(f: &mut InFlight) -> Result<Job, Verdict> {
     })
 }
 
-/// Claims `id`, retrying with capped backoff while Redis fails; `None` when told to stop.
-async fn claim(f: &InFlight, id: &str, token: &str, stop: &CancellationToken) -> Option<Claim> {
-    let shared = &f.shared;
-    let max_attempts = shared.settings.retry_policy(&f.queue).max_attempts;
+/// Runs `call` until it answers, with capped backoff while Redis fails (one log line at the
+/// first failure, one when Redis is back); `Err(failures)` when `stop` fires first.
+pub(super) async fn retrying<T, F, Fut>(
+    what: &str,
+    id: &str,
+    stop: &CancellationToken,
+    mut call: F,
+) -> Result<T, u32>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, drumbeat_common::redis::RedisError>>,
+{
     let mut backoff = Backoff::new(REDIS_RETRY_MIN, REDIS_RETRY_MAX);
     loop {
         if stop.is_cancelled() {
-            return give_back(shared, id, token, backoff.failures()).await;
+            return Err(backoff.failures());
         }
-        match shared.dedup.claim(id, token, f.attempt, max_attempts).await {
-            Ok(c) => {
+        match call().await {
+            Ok(v) => {
                 if backoff.failures() > 0 {
-                    tracing::info!(id, failures = backoff.failures(), "redis back; claim taken");
+                    tracing::info!(id, failures = backoff.failures(), "redis back; {what} done");
                 }
-                return Some(c);
+                return Ok(v);
             }
             Err(e) => {
                 let delay = backoff.next_delay();
                 if backoff.failures() == 1 {
-                    tracing::warn!(id, error = %e, "redis unavailable; holding the delivery until it returns");
+                    tracing::warn!(id, error = %e, "redis unavailable for the {what}; holding the delivery until it returns");
                 }
                 tokio::select! {
-                    _ = stop.cancelled() => return give_back(shared, id, token, backoff.failures()).await,
+                    _ = stop.cancelled() => return Err(backoff.failures()),
                     _ = tokio::time::sleep(delay) => {}
                 }
             }
         }
+    }
+}
+
+/// Claims `id`, retrying with capped backoff while Redis fails; `None` when told to stop.
+async fn claim(f: &InFlight, id: &str, token: &str, stop: &CancellationToken) -> Option<Claim> {
+    let shared = &f.shared;
+    let max_attempts = shared.settings.retry_policy(&f.queue).max_attempts;
+    let claimed = retrying("claim", id, stop, || {
+        shared.dedup.claim(id, token, f.attempt, max_attempts)
+    })
+    .await;
+    match claimed {
+        Ok(c) => Some(c),
+        Err(failures) => give_back(shared, id, token, failures).await,
     }
 }
 
