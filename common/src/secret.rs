@@ -167,9 +167,19 @@ pub fn redact(text: &str) -> String {
     while let Some(at) = rest.find("://") {
         let (before, url_and_more) = rest.split_at(at + 3);
         out.push_str(before);
-        let end = url_and_more
+        let mut end = url_and_more
             .find(|c: char| c.is_whitespace() || matches!(c, '"' | '\'' | '<' | '>' | '`' | ')'))
             .unwrap_or(url_and_more.len());
+        // A second URL glued on without a space (`redis://u:pw@a/0,redis://v:pw@b/0`) starts
+        // where its scheme does: cut there, so the next round redacts its credentials too.
+        if let Some(next) = url_and_more[..end].find("://") {
+            let scheme_len = url_and_more[..next]
+                .chars()
+                .rev()
+                .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
+                .count();
+            end = next - scheme_len;
+        }
         let (url, more) = url_and_more.split_at(end);
         redact_after_scheme(url, &mut out);
         rest = more;
@@ -261,6 +271,14 @@ mod tests {
                 "ünïcode http://ü:***@ü/?sig=*** ü",
             ),
             ("trailing ://", "trailing ://"),
+            (
+                "redis://u:pw@a:1/0,redis://o:pw2@b:2/0",
+                "redis://u:***@a:1/0,redis://o:***@b:2/0",
+            ),
+            (
+                "amqp://h/%2f?next=amqp://u:pw@i/%2f",
+                "amqp://h/%2f?next=amqp://u:***@i/%2f",
+            ),
         ];
         for (input, want) in cases {
             assert_eq!(redact(input), want, "{input}");
