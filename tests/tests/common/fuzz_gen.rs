@@ -58,6 +58,7 @@ fn base() -> Vec<Section> {
             vec![
                 kv("url", q(&format!("redis://:{s}@127.0.0.1:6379/0"))),
                 kv("timeout", q("1s")),
+                kv("wait_replicas", "0".into()),
             ],
         ),
         (
@@ -87,6 +88,7 @@ fn base() -> Vec<Section> {
                 kv("drain_timeout", q("1s")),
                 kv("done_ttl", q("1d")),
                 kv("ops_addr", q("off")),
+                kv("beat_users", "[\"guest\"]".into()),
             ],
         ),
         (
@@ -121,6 +123,8 @@ fn schedule(name: &str, trigger: &str, value: String) -> Section {
             kv("misfire_grace", q("60s")),
             kv("catch_up", q("latest")),
             kv("expires", q("10m")),
+            kv("overlap", q("skip")),
+            kv("jitter", q("1s")),
         ],
     )
 }
@@ -149,6 +153,8 @@ const ENV_KEYS: &[(&str, &str)] = &[
     ("DRUMBEAT__WORKER__QUEUES", "name"),
     ("DRUMBEAT__WORKER__RETRY__BACKOFF_MAX", "backoff_max"),
     ("DRUMBEAT__AMQP__MAX_BODY", "max_body"),
+    ("DRUMBEAT__WORKER__BEAT_USERS", "beat_users"),
+    ("DRUMBEAT__REDIS__WAIT_REPLICAS", "wait_replicas"),
     ("DRUMBEAT__BEAT", "lease_ttl"),
     ("DRUMBEAT____X", "lease_ttl"),
     ("DRUMBEAT__NAMESPACE__DEEPER", "lease_ttl"),

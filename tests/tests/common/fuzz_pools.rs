@@ -95,6 +95,8 @@ pub fn pool(kind: Kind) -> Vec<String> {
                 "\"latest\"",
                 "\"http\"",
                 "\"log\"",
+                "\"buffer_one\"",
+                "\"allow\"",
             ]);
             p.push(q(&"x".repeat(10_000)));
             p.push(q(&"é".repeat(5_000)));
@@ -120,6 +122,25 @@ pub fn pool(kind: Kind) -> Vec<String> {
                 q(&format!("{sc}://h/{path}?sig={s}&x=1&key={s}")),
                 q(&format!("{sc}://u:{s}@{}/{path}", "h".repeat(10_000))),
                 q(&format!("{sc}://u:{s}@名前.example/{path}")),
+                // Node lists and the multi-host Redis schemes (docs/design.md §13).
+                q(&format!(
+                    "{sc}://u:{s}@127.0.0.1:1/{path},{sc}://u:{s}@127.0.0.1:2/{path}"
+                )),
+                q(&format!("{sc}://u:{s}@127.0.0.1:1/{path},,")),
+                q(&format!(
+                    "{sc}://u:{s}@a:1/{path},{sc}://other:{s}@b:2/{path}"
+                )),
+                format!("[\"{sc}://u:{s}@127.0.0.1:1/{path}\", \"http://u:{s}@x\"]"),
+                "[]".into(),
+                q(&format!(
+                    "{sc}+sentinel://:{s}@127.0.0.1:1,127.0.0.1:2/mymaster/0"
+                )),
+                q(&format!("{sc}+sentinel://:{s}@127.0.0.1:1/")),
+                q(&format!("{sc}+sentinel://:{s}@127.0.0.1:1/m/-1")),
+                q(&format!("{sc}+sentinel://:{s}@,/m/0")),
+                q(&format!("{sc}s+cluster://:{s}@a:7000,b:7001")),
+                q(&format!("{sc}+cluster://:{s}@a:7000,b/0")),
+                q(&format!("{sc}+cluster://:{s}@[::1:7000")),
             ]
         }
         Kind::Addr => v(&[
@@ -236,10 +257,10 @@ pub fn kind_of(header: &str, key: &str) -> Kind {
         "cron" => Kind::Cron,
         "at" => Kind::At,
         "args" => Kind::Args,
-        "queues" => Kind::Queues,
         "namespace" | "name" | "queue" => Kind::Name,
-        "task" | "timezone" | "catch_up" => Kind::Str,
-        "max_body" | "prefetch" | "concurrency" | "max_attempts" => Kind::Int,
+        "task" | "timezone" | "catch_up" | "overlap" => Kind::Str,
+        "queues" | "beat_users" => Kind::Queues,
+        "max_body" | "prefetch" | "concurrency" | "max_attempts" | "wait_replicas" => Kind::Int,
         _ => Kind::Dur,
     }
 }
