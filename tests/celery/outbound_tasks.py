@@ -4,7 +4,8 @@ fires a drumbeat beat publishes with format = "celery" (docs/design.md §12).
 The one task appends what the worker really received (task id, args, kwargs, the headers
 Celery parsed, the drumbeat fire id header, the routing key) as a JSON line to OUTBOUND_OUT,
 so the Rust test asserts on what Celery itself decoded. Configured by the environment:
-OUTBOUND_QUEUE (the queue to consume, namespaced per test) and OUTBOUND_OUT.
+OUTBOUND_QUEUE (the queue to consume, namespaced per test), OUTBOUND_OUT and
+OUTBOUND_PREFETCH (worker_prefetch_multiplier, default 1; 0 means no limit).
 """
 
 import json
@@ -17,7 +18,7 @@ app.conf.update(
     task_default_queue=os.environ["OUTBOUND_QUEUE"],
     broker_connection_retry_on_startup=True,
     worker_hijack_root_logger=False,
-    worker_prefetch_multiplier=1,
+    worker_prefetch_multiplier=int(os.environ.get("OUTBOUND_PREFETCH", "1")),
     accept_content=["json"],
     worker_enable_remote_control=False,
 )
