@@ -263,3 +263,51 @@ async fn planted_secrets_never_reach_output_logs_metrics_or_dead_letter_headers(
         p.check_markers();
     }
 }
+
+/// `RUST_LOG=trace` on the beat while its fires come back unroutable: lapin's own events (the
+/// login frame, every returned message with its headers and body) would print the broker
+/// password and the task's arguments, as text or as `Debug` bytes. telemetry holds lapin to
+/// ERROR whatever the filter says (docs/design.md §14).
+#[tokio::test]
+async fn trace_logging_never_prints_the_broker_login_or_a_returned_fires_body() {
+    let ns = TestNs::new("markerstrace");
+    let amqp_user = RabbitUser::create(&unique("mt"), AMQP_PW, Some(&worker_rabbit(&ns.ns)));
+    // A Celery-format fire to a queue nobody declared: published to the default exchange and
+    // returned NO_ROUTE, its body and `argsrepr` header holding the token.
+    let extra = format!(
+        "[beat]\nlease_ttl = \"3s\"\nrenew_every = \"1s\"\nops_addr = \"off\"\n\
+         [[schedules]]\nname = \"unroutable\"\ntask = \"t.x\"\nevery = \"1s\"\n\
+         format = \"celery\"\nqueue = \"{}.nobody\"\nargs = [\"{HTTP_TOKEN}\"]\n",
+        ns.ns
+    );
+    let cfg = ns.config_file("c.toml", &extra);
+    let text = std::fs::read_to_string(&cfg)
+        .unwrap()
+        .replace(AMQP_URL, &amqp_user.url());
+    std::fs::write(&cfg, text).unwrap();
+    let beat = Proc::spawn(
+        "beat",
+        &["--config", cfg.to_str().unwrap(), "--id", "b1", "run"],
+        &[("RUST_LOG", "trace"), ("NO_COLOR", "1")],
+        &ns.dir,
+        "beat",
+    );
+    poll_until(
+        "two fires returned unroutable",
+        Duration::from_secs(30),
+        || async {
+            let log = beat.log_text();
+            (log.matches("publish returned as unroutable").count() >= 2).then_some(())
+        },
+    )
+    .await;
+    let log = beat.log_text();
+    // Before telemetry held lapin to ERROR, this log had hundreds of lapin TRACE lines (every
+    // frame) and a WARN per returned fire with its body as bytes.
+    assert!(
+        !log.lines()
+            .any(|l| (l.contains(" lapin") || l.contains(" amq_protocol")) && !l.contains("ERROR")),
+        "a lapin event below ERROR was logged"
+    );
+    beat.check_markers();
+}
