@@ -100,6 +100,24 @@ connect_timeout = "3s"
         path
     }
 
+    /// [`Self::config_file`] logging in with `amqp_url` and `redis_url` instead of the suite's
+    /// own users: the restricted and marker users of the security tests.
+    pub fn config_file_as(
+        &self,
+        name: &str,
+        extra: &str,
+        amqp_url: &str,
+        redis_url: &str,
+    ) -> PathBuf {
+        let path = self.config_file(name, extra);
+        let text = std::fs::read_to_string(&path)
+            .unwrap()
+            .replace(AMQP_URL, amqp_url)
+            .replace(REDIS_URL, redis_url);
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
     fn track(&self, s: &Settings) {
         let topo = drumbeat_common::amqp::Topology::new(&s.namespace, Duration::from_secs(3));
         let mut names: Vec<String> = Vec::new();

@@ -13,7 +13,7 @@ use drumbeat_tests::users::{
     beat_rabbit, beat_redis, rabbit_command, redis_command, unique, worker_rabbit, worker_redis,
     RabbitUser, RedisUser,
 };
-use drumbeat_tests::{amqp, free_port, ns_keys, poll_until, Proc, TestNs, AMQP_URL, REDIS_URL};
+use drumbeat_tests::{amqp, free_port, ns_keys, poll_until, Proc, TestNs, REDIS_URL};
 
 #[test]
 fn the_readme_gives_exactly_the_tested_commands() {
@@ -67,13 +67,7 @@ async fn beat_and_worker_run_fires_retries_and_dead_letters_under_least_privileg
         beat_amqp.name, worker_amqp.name
     );
     let as_user = |name: &str, amqp_url: &str, redis_url: &str| {
-        let path = ns.config_file(name, &common);
-        let text = std::fs::read_to_string(&path)
-            .unwrap()
-            .replace(AMQP_URL, amqp_url)
-            .replace(REDIS_URL, redis_url);
-        std::fs::write(&path, text).unwrap();
-        path
+        ns.config_file_as(name, &common, amqp_url, redis_url)
     };
     let beat_cfg = as_user("beat.toml", &beat_amqp.url(), &beat_redis_user.url());
     let worker_cfg = as_user("worker.toml", &worker_amqp.url(), &worker_redis_user.url());

@@ -67,12 +67,7 @@ async fn planted_secrets_never_reach_output_logs_metrics_or_dead_letter_headers(
          [[schedules]]\nname = \"leaky\"\ntask = \"http\"\nevery = \"2s\"\n\
          args = {{ url = \"http://bot:{HTTP_PW}@127.0.0.1:{closed}/hook?token={HTTP_TOKEN}\", timeout = \"2s\" }}\n"
     );
-    let cfg = ns.config_file("c.toml", &extra);
-    let text = std::fs::read_to_string(&cfg)
-        .unwrap()
-        .replace(AMQP_URL, &amqp_user.url())
-        .replace(REDIS_URL, &redis_user.url());
-    std::fs::write(&cfg, text).unwrap();
+    let cfg = ns.config_file_as("c.toml", &extra, &amqp_user.url(), &redis_user.url());
     let c = cfg.to_str().unwrap();
 
     // Before connecting anywhere: check and --help (with the secrets in the environment too).
@@ -280,11 +275,7 @@ async fn trace_logging_never_prints_the_broker_login_or_a_returned_fires_body() 
          format = \"celery\"\nqueue = \"{}.nobody\"\nargs = [\"{HTTP_TOKEN}\"]\n",
         ns.ns
     );
-    let cfg = ns.config_file("c.toml", &extra);
-    let text = std::fs::read_to_string(&cfg)
-        .unwrap()
-        .replace(AMQP_URL, &amqp_user.url());
-    std::fs::write(&cfg, text).unwrap();
+    let cfg = ns.config_file_as("c.toml", &extra, &amqp_user.url(), REDIS_URL);
     let beat = Proc::spawn(
         "beat",
         &["--config", cfg.to_str().unwrap(), "--id", "b1", "run"],
